@@ -1,0 +1,32 @@
+//! The order service's use cases and the ports they need.
+//!
+//! A command use case loads the order's event stream, rebuilds the aggregate, runs one
+//! behaviour, wraps the new events in envelopes (ids, metadata, trace context), and
+//! saves them through an explicit [`ports::UnitOfWork`]: the events are appended with
+//! the expected version, the events the [`PublicationPolicy`] chooses go to the outbox,
+//! and the idempotency record is stored, all in one transaction that commits or
+//! leaves nothing. A lost race (another command appended first) is re-run on the fresh
+//! state a few times, then reported as a conflict.
+//!
+//! Ports are `async-trait` traits used as `Arc<dyn Port>` throughout the codebase.
+//!
+//! # Layout
+//! - [`ports`]: the traits adapters implement ([`EventStore`], [`UnitOfWork`], [`Clock`]).
+//! - [`envelope`]: [`EventEnvelope`], the event with its metadata, and its wire form.
+//! - [`commands`]: [`OrderCommands`], one method per command, and [`CommandError`].
+//! - [`queries`]: [`OrderQueries`]: the current order, the order as of an instant, its history.
+//! - [`publication`]: which events become outbox messages.
+
+pub mod commands;
+pub mod envelope;
+pub mod ports;
+pub mod publication;
+pub mod queries;
+
+pub use commands::{
+    CommandAck, CommandContext, CommandError, CommandOutcome, IdempotencyRequest, OrderCommands,
+};
+pub use envelope::{DecodeError, EventEnvelope, EventMetadata};
+pub use ports::{Clock, EventStore, IdempotencyRecord, StoreError, SystemClock, UnitOfWork};
+pub use publication::{PublicationPolicy, PublishAll};
+pub use queries::{OrderQueries, QueryError};

@@ -1,0 +1,114 @@
+//! Ports: what the use cases need from the outside, as `async-trait` traits.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::OrderId;
+use thiserror::Error;
+
+use crate::envelope::EventEnvelope;
+
+/// A failure of the event store or its transaction.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The stream's version is no longer the expected one: another writer appended
+    /// first. Nothing of this unit of work was written.
+    #[error("the stream was changed by another writer")]
+    VersionConflict,
+    /// The idempotency key was stored by a concurrent request first.
+    #[error("the idempotency key was taken by a concurrent request")]
+    IdempotencyKeyTaken,
+    /// The database cannot be reached (connection refused, pool timed out, restart);
+    /// nothing was written.
+    #[error("the event store is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored event cannot be read back (unknown type, bad payload): a bug or a
+    /// damaged store.
+    #[error("a stored event is unreadable: {0}")]
+    Corrupt(String),
+    /// Any other failure; nothing of this unit of work was committed.
+    #[error("the event store failed")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The answer a command gave, kept under its idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// Whose key it is: the acting user when authentication is on, `""` otherwise.
+    pub scope: String,
+    pub key: String,
+    /// A digest of method, path and body, so a reuse with another request is detected.
+    pub fingerprint: String,
+    pub order_id: OrderId,
+    pub version: u64,
+}
+
+/// The event store: the order streams, the source of truth.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// The events of one order in version order, with `recorded_at` set; empty when
+    /// the order does not exist.
+    ///
+    /// # Errors
+    /// `Unavailable` when the database cannot be reached; `Corrupt` when a stored event
+    /// cannot be decoded.
+    async fn load(&self, id: OrderId) -> Result<Vec<EventEnvelope>, StoreError>;
+
+    /// The idempotency record of `key` in `scope`, if one is kept.
+    ///
+    /// # Errors
+    /// `Unavailable` when the database cannot be reached.
+    async fn find_idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Opens a unit of work (a database transaction).
+    ///
+    /// # Errors
+    /// `Unavailable` when the database cannot be reached.
+    async fn begin(&self) -> Result<Box<dyn UnitOfWork>, StoreError>;
+}
+
+/// One transaction: everything written through it commits together or not at all.
+/// Dropping it without [`UnitOfWork::commit`] rolls it back.
+#[async_trait]
+pub trait UnitOfWork: Send {
+    /// Appends `events` (versions `expected_version + 1 ..`) to the order's stream.
+    ///
+    /// # Errors
+    /// `VersionConflict` when the stream is not at `expected_version` (for a new order,
+    /// `expected_version` 0: when the stream exists already).
+    async fn append(&mut self, id: OrderId, expected_version: u64, events: &[EventEnvelope]) -> Result<(), StoreError>;
+
+    /// Writes `events` to the outbox, to be published by the relay after commit.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Other`; the unit of work must then be dropped.
+    async fn enqueue(&mut self, events: &[EventEnvelope]) -> Result<(), StoreError>;
+
+    /// Keeps the answer of an idempotent command.
+    ///
+    /// # Errors
+    /// `IdempotencyKeyTaken` when the key was stored by a concurrent request.
+    async fn remember(&mut self, record: &IdempotencyRecord) -> Result<(), StoreError>;
+
+    /// Commits everything written through this unit of work.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Other`: then nothing was written.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Where the use cases read the time.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now, to the microsecond (what PostgreSQL keeps), so a reload compares equal.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock, truncated to microseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        let now = Utc::now();
+        DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+    }
+}
