@@ -1,1 +1,19 @@
-//! placeholder
+//! Adapters: the outside world of the order service.
+//!
+//! PostgreSQL (through `sqlx`) implements the application's ports: the event store,
+//! the outbox and the idempotency keys share one transaction per command. The HTTP API
+//! (`axum`) turns requests into commands and queries exactly as `shared/API.md` says.
+//! The Kafka publisher (`rdkafka`) is what the relay sends outbox rows with.
+//!
+//! # Layout
+//! - [`postgres`]: pool, migrations, [`postgres::PgEventStore`] and its unit of work.
+//! - [`http`]: router, request parsing, problem+json errors, handlers.
+//! - [`kafka`]: [`kafka::KafkaPublisher`] and the message format (key, value, CloudEvents headers).
+//! - [`service`]: configuration and `run` for the `order-service` binary.
+//! - [`telemetry`]: logging set-up shared by both binaries.
+
+pub mod http;
+pub mod kafka;
+pub mod postgres;
+pub mod service;
+pub mod telemetry;

@@ -117,7 +117,9 @@ pub struct OrderCommands {
 
 impl std::fmt::Debug for OrderCommands {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OrderCommands").field("max_attempts", &self.max_attempts).finish_non_exhaustive()
+        f.debug_struct("OrderCommands")
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
     }
 }
 
@@ -131,7 +133,13 @@ impl OrderCommands {
         publication: Arc<dyn PublicationPolicy>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { store, factory, publication, clock, max_attempts: DEFAULT_MAX_ATTEMPTS }
+        Self {
+            store,
+            factory,
+            publication,
+            clock,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
     }
 
     /// Sets how many times a command is tried before answering `Conflict`.
@@ -146,7 +154,11 @@ impl OrderCommands {
     /// `Rejected` by the factory's rules, `AlreadyExists`, `IdempotencyKeyReused`,
     /// `Unavailable`, `Internal`.
     #[tracing::instrument(skip_all, fields(order_id = %command.id), err)]
-    pub async fn place(&self, ctx: &CommandContext, command: PlaceOrder) -> Result<CommandOutcome, CommandError> {
+    pub async fn place(
+        &self,
+        ctx: &CommandContext,
+        command: PlaceOrder,
+    ) -> Result<CommandOutcome, CommandError> {
         if let Some(replayed) = self.replay(ctx).await? {
             return Ok(replayed);
         }
@@ -154,9 +166,15 @@ impl OrderCommands {
         let mut order = self.factory.place(command, self.clock.now())?;
         match self.save(ctx, &mut order).await {
             Err(SaveError::VersionConflict) => Err(CommandError::AlreadyExists(id)),
-            Err(SaveError::KeyTaken) => self.replay(ctx).await?.ok_or(CommandError::IdempotencyKeyReused),
+            Err(SaveError::KeyTaken) => self
+                .replay(ctx)
+                .await?
+                .ok_or(CommandError::IdempotencyKeyReused),
             Err(SaveError::Store(e)) => Err(e.into()),
-            Ok(ack) => Ok(CommandOutcome { ack, replayed: false }),
+            Ok(ack) => Ok(CommandOutcome {
+                ack,
+                replayed: false,
+            }),
         }
     }
 
@@ -164,24 +182,44 @@ impl OrderCommands {
     ///
     /// # Errors
     /// As [`OrderCommands::change`].
-    pub async fn add_item(&self, ctx: &CommandContext, id: OrderId, line: NewLine) -> Result<CommandOutcome, CommandError> {
-        self.change(ctx, id, |order, now| order.add_item(line.clone(), now)).await
+    pub async fn add_item(
+        &self,
+        ctx: &CommandContext,
+        id: OrderId,
+        line: NewLine,
+    ) -> Result<CommandOutcome, CommandError> {
+        self.change(ctx, id, |order, now| order.add_item(line.clone(), now))
+            .await
     }
 
     /// Removes a product's line (`ItemRemoved`).
     ///
     /// # Errors
     /// As [`OrderCommands::change`].
-    pub async fn remove_item(&self, ctx: &CommandContext, id: OrderId, product: ProductId) -> Result<CommandOutcome, CommandError> {
-        self.change(ctx, id, |order, now| order.remove_item(&product, now)).await
+    pub async fn remove_item(
+        &self,
+        ctx: &CommandContext,
+        id: OrderId,
+        product: ProductId,
+    ) -> Result<CommandOutcome, CommandError> {
+        self.change(ctx, id, |order, now| order.remove_item(&product, now))
+            .await
     }
 
     /// Replaces the delivery address (`DeliveryAddressChanged`).
     ///
     /// # Errors
     /// As [`OrderCommands::change`].
-    pub async fn change_delivery_address(&self, ctx: &CommandContext, id: OrderId, address: Address) -> Result<CommandOutcome, CommandError> {
-        self.change(ctx, id, |order, now| order.change_delivery_address(address.clone(), now)).await
+    pub async fn change_delivery_address(
+        &self,
+        ctx: &CommandContext,
+        id: OrderId,
+        address: Address,
+    ) -> Result<CommandOutcome, CommandError> {
+        self.change(ctx, id, |order, now| {
+            order.change_delivery_address(address.clone(), now)
+        })
+        .await
     }
 
     /// Records a payment (`PaymentProcessed`).
@@ -196,7 +234,10 @@ impl OrderCommands {
         amount: Amount,
         method: PaymentMethod,
     ) -> Result<CommandOutcome, CommandError> {
-        self.change(ctx, id, |order, now| order.pay(payment_id.clone(), amount, method, now)).await
+        self.change(ctx, id, |order, now| {
+            order.pay(payment_id.clone(), amount, method, now)
+        })
+        .await
     }
 
     /// Records a shipment (`OrderShipped`).
@@ -210,15 +251,24 @@ impl OrderCommands {
         tracking_number: TrackingNumber,
         carrier: Carrier,
     ) -> Result<CommandOutcome, CommandError> {
-        self.change(ctx, id, |order, now| order.ship(tracking_number.clone(), carrier.clone(), now)).await
+        self.change(ctx, id, |order, now| {
+            order.ship(tracking_number.clone(), carrier.clone(), now)
+        })
+        .await
     }
 
     /// Cancels the order (`OrderCancelled`).
     ///
     /// # Errors
     /// As [`OrderCommands::change`].
-    pub async fn cancel(&self, ctx: &CommandContext, id: OrderId, reason: CancellationReason) -> Result<CommandOutcome, CommandError> {
-        self.change(ctx, id, |order, now| order.cancel(reason.clone(), now)).await
+    pub async fn cancel(
+        &self,
+        ctx: &CommandContext,
+        id: OrderId,
+        reason: CancellationReason,
+    ) -> Result<CommandOutcome, CommandError> {
+        self.change(ctx, id, |order, now| order.cancel(reason.clone(), now))
+            .await
     }
 
     /// Runs a behaviour on an existing order: load, check `If-Match`, run, save; a lost
@@ -228,7 +278,12 @@ impl OrderCommands {
     /// `NotFound`, `VersionMismatch`, `Rejected`, `Conflict`, `IdempotencyKeyReused`,
     /// `Unavailable`, `Internal`; in every case nothing was written.
     #[tracing::instrument(skip_all, fields(order_id = %id), err)]
-    async fn change<F>(&self, ctx: &CommandContext, id: OrderId, behaviour: F) -> Result<CommandOutcome, CommandError>
+    async fn change<F>(
+        &self,
+        ctx: &CommandContext,
+        id: OrderId,
+        behaviour: F,
+    ) -> Result<CommandOutcome, CommandError>
     where
         F: Fn(&mut Order, DateTime<Utc>) -> Result<(), OrderError> + Send + Sync,
     {
@@ -240,36 +295,62 @@ impl OrderCommands {
             let mut order = rebuild(id, &history)?.ok_or(CommandError::NotFound(id))?;
             if let Some(expected) = ctx.expected_version {
                 if order.version() != expected {
-                    return Err(CommandError::VersionMismatch { expected, actual: order.version() });
+                    return Err(CommandError::VersionMismatch {
+                        expected,
+                        actual: order.version(),
+                    });
                 }
             }
             behaviour(&mut order, self.clock.now())?;
             match self.save(ctx, &mut order).await {
-                Ok(ack) => return Ok(CommandOutcome { ack, replayed: false }),
+                Ok(ack) => {
+                    return Ok(CommandOutcome {
+                        ack,
+                        replayed: false,
+                    })
+                }
                 Err(SaveError::VersionConflict) if ctx.expected_version.is_some() => {
-                    let actual = rebuild(id, &self.store.load(id).await?)?.map_or(0, |o| o.version());
+                    let actual =
+                        rebuild(id, &self.store.load(id).await?)?.map_or(0, |o| o.version());
                     let expected = ctx.expected_version.unwrap_or_default();
                     return Err(CommandError::VersionMismatch { expected, actual });
                 }
                 Err(SaveError::VersionConflict) => {
-                    tracing::debug!(attempt, "lost a race for the order; re-running on the new state");
+                    tracing::debug!(
+                        attempt,
+                        "lost a race for the order; re-running on the new state"
+                    );
                 }
                 Err(SaveError::KeyTaken) => {
-                    return self.replay(ctx).await?.ok_or(CommandError::IdempotencyKeyReused);
+                    return self
+                        .replay(ctx)
+                        .await?
+                        .ok_or(CommandError::IdempotencyKeyReused);
                 }
                 Err(SaveError::Store(e)) => return Err(e.into()),
             }
         }
-        Err(CommandError::Conflict { attempts: self.max_attempts })
+        Err(CommandError::Conflict {
+            attempts: self.max_attempts,
+        })
     }
 
     /// The kept answer for the context's idempotency key, if there is one.
     async fn replay(&self, ctx: &CommandContext) -> Result<Option<CommandOutcome>, CommandError> {
-        let Some(request) = &ctx.idempotency else { return Ok(None) };
-        match self.store.find_idempotency(&request.scope, &request.key).await? {
+        let Some(request) = &ctx.idempotency else {
+            return Ok(None);
+        };
+        match self
+            .store
+            .find_idempotency(&request.scope, &request.key)
+            .await?
+        {
             None => Ok(None),
             Some(kept) if kept.fingerprint == request.fingerprint => Ok(Some(CommandOutcome {
-                ack: CommandAck { order_id: kept.order_id, version: kept.version },
+                ack: CommandAck {
+                    order_id: kept.order_id,
+                    version: kept.version,
+                },
                 replayed: true,
             })),
             Some(_) => Err(CommandError::IdempotencyKeyReused),
@@ -289,11 +370,19 @@ impl OrderCommands {
         let events: Vec<EventEnvelope> = order
             .take_events()
             .into_iter()
-            .map(|recorded| EventEnvelope::new(id, recorded, metadata.clone(), ctx.traceparent.clone()))
+            .map(|recorded| {
+                EventEnvelope::new(id, recorded, metadata.clone(), ctx.traceparent.clone())
+            })
             .collect();
-        let published: Vec<EventEnvelope> =
-            events.iter().filter(|e| self.publication.publishes(&e.event)).cloned().collect();
-        let ack = CommandAck { order_id: id, version: order.version() };
+        let published: Vec<EventEnvelope> = events
+            .iter()
+            .filter(|e| self.publication.publishes(&e.event))
+            .cloned()
+            .collect();
+        let ack = CommandAck {
+            order_id: id,
+            version: order.version(),
+        };
 
         let mut uow: Box<dyn UnitOfWork> = self.store.begin().await?;
         uow.append(id, expected_version, &events).await?;

@@ -75,7 +75,12 @@ pub fn format_time(at: DateTime<Utc>) -> String {
 
 impl EventEnvelope {
     /// Wraps an event the aggregate recorded.
-    pub fn new(aggregate_id: OrderId, recorded: RecordedEvent, metadata: EventMetadata, traceparent: Option<String>) -> Self {
+    pub fn new(
+        aggregate_id: OrderId,
+        recorded: RecordedEvent,
+        metadata: EventMetadata,
+        traceparent: Option<String>,
+    ) -> Self {
         Self {
             event_id: Uuid::now_v7(),
             aggregate_id,
@@ -90,7 +95,11 @@ impl EventEnvelope {
 
     /// The event as the aggregate recorded it.
     pub fn recorded(&self) -> RecordedEvent {
-        RecordedEvent { version: self.version, occurred_at: self.occurred_at, event: self.event.clone() }
+        RecordedEvent {
+            version: self.version,
+            occurred_at: self.occurred_at,
+            event: self.event.clone(),
+        }
     }
 
     pub fn event_type(&self) -> &'static str {
@@ -127,7 +136,10 @@ impl EventEnvelope {
             occurred_at: format_time(self.occurred_at),
             payload: self.payload(),
             metadata: &self.metadata,
-            recorded_at: self.recorded_at.filter(|_| with_recorded_at).map(format_time),
+            recorded_at: self
+                .recorded_at
+                .filter(|_| with_recorded_at)
+                .map(format_time),
         };
         serde_json::to_value(wire).unwrap_or(Value::Null)
     }
@@ -147,16 +159,25 @@ pub fn encode_payload(event: &OrderEvent) -> Value {
 /// # Errors
 /// [`DecodeError`] for an unknown type, a schema version from the future, or a payload
 /// that does not match its schema.
-pub fn decode_event(event_type: &str, schema_version: u32, payload: Value) -> Result<OrderEvent, DecodeError> {
+pub fn decode_event(
+    event_type: &str,
+    schema_version: u32,
+    payload: Value,
+) -> Result<OrderEvent, DecodeError> {
     if !OrderEvent::TYPES.contains(&event_type) {
         return Err(DecodeError::UnknownType(event_type.to_owned()));
     }
     // Every event type is at schema version 1 today: the upcaster chain is empty.
     // An evolution adds a step here that maps `(type, n, payload)` to `(type, n + 1, payload)`.
     if schema_version != 1 {
-        return Err(DecodeError::UnknownSchemaVersion { event_type: event_type.to_owned(), version: schema_version });
+        return Err(DecodeError::UnknownSchemaVersion {
+            event_type: event_type.to_owned(),
+            version: schema_version,
+        });
     }
-    serde_json::from_value(serde_json::json!({ "eventType": event_type, "payload": payload })).map_err(|e| {
-        DecodeError::BadPayload { event_type: event_type.to_owned(), reason: e.to_string() }
-    })
+    serde_json::from_value(serde_json::json!({ "eventType": event_type, "payload": payload }))
+        .map_err(|e| DecodeError::BadPayload {
+            event_type: event_type.to_owned(),
+            reason: e.to_string(),
+        })
 }

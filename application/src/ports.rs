@@ -57,7 +57,11 @@ pub trait EventStore: Send + Sync {
     ///
     /// # Errors
     /// `Unavailable` when the database cannot be reached.
-    async fn find_idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+    async fn find_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
 
     /// Opens a unit of work (a database transaction).
     ///
@@ -75,7 +79,12 @@ pub trait UnitOfWork: Send {
     /// # Errors
     /// `VersionConflict` when the stream is not at `expected_version` (for a new order,
     /// `expected_version` 0: when the stream exists already).
-    async fn append(&mut self, id: OrderId, expected_version: u64, events: &[EventEnvelope]) -> Result<(), StoreError>;
+    async fn append(
+        &mut self,
+        id: OrderId,
+        expected_version: u64,
+        events: &[EventEnvelope],
+    ) -> Result<(), StoreError>;
 
     /// Writes `events` to the outbox, to be published by the relay after commit.
     ///

@@ -42,7 +42,10 @@ impl From<CommandError> for QueryError {
 }
 
 /// Rebuilds an order from stored envelopes.
-pub(crate) fn rebuild(id: OrderId, history: &[EventEnvelope]) -> Result<Option<Order>, CommandError> {
+pub(crate) fn rebuild(
+    id: OrderId,
+    history: &[EventEnvelope],
+) -> Result<Option<Order>, CommandError> {
     Order::from_history(id, history.iter().map(EventEnvelope::recorded))
         .map_err(|e| CommandError::Internal(StoreError::Corrupt(format!("order {id}: {e}"))))
 }
@@ -69,10 +72,17 @@ impl OrderQueries {
     /// # Errors
     /// `NotFound` when it does not exist (or did not yet at `as_of`).
     #[tracing::instrument(skip_all, fields(order_id = %id), err)]
-    pub async fn get(&self, id: OrderId, as_of: Option<DateTime<Utc>>) -> Result<Order, QueryError> {
+    pub async fn get(
+        &self,
+        id: OrderId,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Order, QueryError> {
         let mut history = self.store.load(id).await?;
         if let Some(as_of) = as_of {
-            let upto = history.iter().take_while(|e| e.occurred_at <= as_of).count();
+            let upto = history
+                .iter()
+                .take_while(|e| e.occurred_at <= as_of)
+                .count();
             history.truncate(upto);
         }
         rebuild(id, &history)?.ok_or(QueryError::NotFound(id))

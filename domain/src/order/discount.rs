@@ -69,15 +69,30 @@ mod tests {
     fn the_default_setting_reads_as_two_codes() {
         let table = DiscountTable::parse("WELCOME10=10,VIP20=20").unwrap();
         let welcome = DiscountCode::parse("WELCOME10").unwrap();
-        assert_eq!(table.percent_for(&welcome).map(DiscountPercent::value), Some(10));
-        assert_eq!(table.percent_for(&DiscountCode::parse("NOPE").unwrap()), None);
+        assert_eq!(
+            table.percent_for(&welcome).map(DiscountPercent::value),
+            Some(10)
+        );
+        assert_eq!(
+            table.percent_for(&DiscountCode::parse("NOPE").unwrap()),
+            None
+        );
     }
 
     #[test]
     fn malformed_tables_are_refused() {
-        assert!(matches!(DiscountTable::parse("A"), Err(DiscountTableError::Malformed(_))));
-        assert!(matches!(DiscountTable::parse("A=101"), Err(DiscountTableError::BadPercent(_))));
-        assert!(matches!(DiscountTable::parse("A=1,A=2"), Err(DiscountTableError::Duplicate(_))));
+        assert!(matches!(
+            DiscountTable::parse("A"),
+            Err(DiscountTableError::Malformed(_))
+        ));
+        assert!(matches!(
+            DiscountTable::parse("A=101"),
+            Err(DiscountTableError::BadPercent(_))
+        ));
+        assert!(matches!(
+            DiscountTable::parse("A=1,A=2"),
+            Err(DiscountTableError::Duplicate(_))
+        ));
         assert_eq!(DiscountTable::parse(""), Ok(DiscountTable::default()));
     }
 }

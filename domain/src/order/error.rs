@@ -8,7 +8,10 @@ use crate::values::{Amount, DiscountCode, ProductId};
 pub enum OrderError {
     /// The order's lifecycle does not allow this command now.
     #[error("cannot {action} an order that is {status}")]
-    InvalidState { action: &'static str, status: OrderStatus },
+    InvalidState {
+        action: &'static str,
+        status: OrderStatus,
+    },
     #[error("an order needs at least one line")]
     NoLines,
     #[error("an order holds at most {max} lines")]
@@ -16,7 +19,11 @@ pub enum OrderError {
     #[error("product {0} appears on more than one line")]
     DuplicateProduct(ProductId),
     #[error("product {product} is already in the order at unit price {existing}, not {requested}")]
-    PriceMismatch { product: ProductId, existing: u64, requested: u64 },
+    PriceMismatch {
+        product: ProductId,
+        existing: u64,
+        requested: u64,
+    },
     #[error("the quantity of product {0} would exceed 1000000")]
     QuantityLimit(ProductId),
     #[error("the order's amounts would overflow")]

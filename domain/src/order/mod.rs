@@ -16,6 +16,11 @@ mod error;
 pub mod events;
 mod status;
 
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -26,7 +31,7 @@ pub use events::{OrderEvent, RecordedEvent};
 pub use status::OrderStatus;
 
 use crate::values::{
-    Address, Amount, CancellationReason, Cancellation, Carrier, Currency, CustomerInfo,
+    Address, Amount, Cancellation, CancellationReason, Carrier, Currency, CustomerInfo,
     DiscountCode, DiscountPercent, OrderId, OrderLine, Payment, PaymentId, PaymentMethod,
     ProductId, Shipment, TrackingNumber,
 };
@@ -72,7 +77,13 @@ impl OrderFactory {
     /// [`OrderError`] for no lines or too many, a product on two lines, an amount that
     /// overflows, or discount codes that are unknown, repeated or too many.
     pub fn place(&self, command: PlaceOrder, now: DateTime<Utc>) -> Result<Order, OrderError> {
-        let PlaceOrder { id, customer, currency, items, discount_codes } = command;
+        let PlaceOrder {
+            id,
+            customer,
+            currency,
+            items,
+            discount_codes,
+        } = command;
         if items.is_empty() {
             return Err(OrderError::NoLines);
         }
@@ -80,12 +91,17 @@ impl OrderFactory {
             return Err(OrderError::TooManyLines { max: MAX_LINES });
         }
         for (i, line) in items.iter().enumerate() {
-            if items[..i].iter().any(|earlier| earlier.product_id() == line.product_id()) {
+            if items[..i]
+                .iter()
+                .any(|earlier| earlier.product_id() == line.product_id())
+            {
                 return Err(OrderError::DuplicateProduct(line.product_id().clone()));
             }
         }
         if discount_codes.len() > MAX_DISCOUNT_CODES {
-            return Err(OrderError::TooManyDiscountCodes { max: MAX_DISCOUNT_CODES });
+            return Err(OrderError::TooManyDiscountCodes {
+                max: MAX_DISCOUNT_CODES,
+            });
         }
         let mut percent = DiscountPercent::default();
         for (i, code) in discount_codes.iter().enumerate() {
@@ -130,11 +146,19 @@ struct Totals {
 impl Totals {
     fn of(lines: &[OrderLine], percent: DiscountPercent) -> Result<Self, OrderError> {
         let subtotal = lines.iter().try_fold(Amount::ZERO, |sum, line| {
-            line.line_total().and_then(|t| sum.checked_add(t)).ok_or(OrderError::AmountOverflow)
+            line.line_total()
+                .and_then(|t| sum.checked_add(t))
+                .ok_or(OrderError::AmountOverflow)
         })?;
         let discount = subtotal.percent(percent.value());
-        let total = subtotal.checked_sub(discount).ok_or(OrderError::AmountOverflow)?;
-        Ok(Self { subtotal, discount, total })
+        let total = subtotal
+            .checked_sub(discount)
+            .ok_or(OrderError::AmountOverflow)?;
+        Ok(Self {
+            subtotal,
+            discount,
+            total,
+        })
     }
 }
 
@@ -178,7 +202,10 @@ impl Order {
                     order = Some(Order::created(id, created, recorded.occurred_at));
                 }
                 (None, OrderEvent::OrderCreated(_)) => {
-                    return Err(HistoryError::VersionGap { expected: 1, found: recorded.version })
+                    return Err(HistoryError::VersionGap {
+                        expected: 1,
+                        found: recorded.version,
+                    })
                 }
                 (None, _) => return Err(HistoryError::NotStartedByCreation),
                 (Some(_), OrderEvent::OrderCreated(_)) => {
@@ -187,11 +214,17 @@ impl Order {
                 (Some(order), event) => {
                     let expected = order.version + 1;
                     if recorded.version != expected {
-                        return Err(HistoryError::VersionGap { expected, found: recorded.version });
+                        return Err(HistoryError::VersionGap {
+                            expected,
+                            found: recorded.version,
+                        });
                     }
-                    order.apply(event, recorded.version, recorded.occurred_at).map_err(|reason| {
-                        HistoryError::Inapplicable { version: recorded.version, reason }
-                    })?;
+                    order
+                        .apply(event, recorded.version, recorded.occurred_at)
+                        .map_err(|reason| HistoryError::Inapplicable {
+                            version: recorded.version,
+                            reason,
+                        })?;
                 }
             }
         }
@@ -218,7 +251,10 @@ impl Order {
         self.require(&[OrderStatus::Created], "add an item to")?;
         let mut lines = self.lines.clone();
         let line_count = lines.len();
-        match lines.iter_mut().find(|l| l.product_id() == line.product_id()) {
+        match lines
+            .iter_mut()
+            .find(|l| l.product_id() == line.product_id())
+        {
             Some(existing) => {
                 if existing.unit_price() != line.unit_price() {
                     return Err(OrderError::PriceMismatch {
@@ -257,7 +293,11 @@ impl Order {
     ///
     /// # Errors
     /// `InvalidState` unless created; `LineNotFound`; `LastLine` for the only line.
-    pub fn remove_item(&mut self, product_id: &ProductId, now: DateTime<Utc>) -> Result<(), OrderError> {
+    pub fn remove_item(
+        &mut self,
+        product_id: &ProductId,
+        now: DateTime<Utc>,
+    ) -> Result<(), OrderError> {
         self.require(&[OrderStatus::Created], "remove an item from")?;
         let line = self
             .lines
@@ -268,8 +308,12 @@ impl Order {
             return Err(OrderError::LastLine);
         }
         let quantity = line.quantity();
-        let rest: Vec<OrderLine> =
-            self.lines.iter().filter(|l| l.product_id() != product_id).cloned().collect();
+        let rest: Vec<OrderLine> = self
+            .lines
+            .iter()
+            .filter(|l| l.product_id() != product_id)
+            .cloned()
+            .collect();
         let totals = Totals::of(&rest, self.discount_percent)?;
         self.record(
             OrderEvent::ItemRemoved(ItemRemoved {
@@ -288,9 +332,19 @@ impl Order {
     ///
     /// # Errors
     /// `InvalidState` once shipped or cancelled.
-    pub fn change_delivery_address(&mut self, address: Address, now: DateTime<Utc>) -> Result<(), OrderError> {
-        self.require(&[OrderStatus::Created, OrderStatus::Paid], "change the delivery address of")?;
-        self.record(OrderEvent::DeliveryAddressChanged(DeliveryAddressChanged { address }), now);
+    pub fn change_delivery_address(
+        &mut self,
+        address: Address,
+        now: DateTime<Utc>,
+    ) -> Result<(), OrderError> {
+        self.require(
+            &[OrderStatus::Created, OrderStatus::Paid],
+            "change the delivery address of",
+        )?;
+        self.record(
+            OrderEvent::DeliveryAddressChanged(DeliveryAddressChanged { address }),
+            now,
+        );
         Ok(())
     }
 
@@ -307,9 +361,19 @@ impl Order {
     ) -> Result<(), OrderError> {
         self.require(&[OrderStatus::Created], "pay")?;
         if amount < self.total {
-            return Err(OrderError::PaymentBelowTotal { amount, total: self.total });
+            return Err(OrderError::PaymentBelowTotal {
+                amount,
+                total: self.total,
+            });
         }
-        self.record(OrderEvent::PaymentProcessed(PaymentProcessed { payment_id, amount, method }), now);
+        self.record(
+            OrderEvent::PaymentProcessed(PaymentProcessed {
+                payment_id,
+                amount,
+                method,
+            }),
+            now,
+        );
         Ok(())
     }
 
@@ -317,9 +381,20 @@ impl Order {
     ///
     /// # Errors
     /// `InvalidState` unless paid.
-    pub fn ship(&mut self, tracking_number: TrackingNumber, carrier: Carrier, now: DateTime<Utc>) -> Result<(), OrderError> {
+    pub fn ship(
+        &mut self,
+        tracking_number: TrackingNumber,
+        carrier: Carrier,
+        now: DateTime<Utc>,
+    ) -> Result<(), OrderError> {
         self.require(&[OrderStatus::Paid], "ship")?;
-        self.record(OrderEvent::OrderShipped(OrderShipped { tracking_number, carrier }), now);
+        self.record(
+            OrderEvent::OrderShipped(OrderShipped {
+                tracking_number,
+                carrier,
+            }),
+            now,
+        );
         Ok(())
     }
 
@@ -327,10 +402,20 @@ impl Order {
     ///
     /// # Errors
     /// `InvalidState` once shipped or cancelled.
-    pub fn cancel(&mut self, reason: CancellationReason, now: DateTime<Utc>) -> Result<(), OrderError> {
+    pub fn cancel(
+        &mut self,
+        reason: CancellationReason,
+        now: DateTime<Utc>,
+    ) -> Result<(), OrderError> {
         self.require(&[OrderStatus::Created, OrderStatus::Paid], "cancel")?;
         let refund_amount = self.payment.as_ref().map_or(Amount::ZERO, |p| p.amount);
-        self.record(OrderEvent::OrderCancelled(OrderCancelled { reason, refund_amount }), now);
+        self.record(
+            OrderEvent::OrderCancelled(OrderCancelled {
+                reason,
+                refund_amount,
+            }),
+            now,
+        );
         Ok(())
     }
 
@@ -338,7 +423,10 @@ impl Order {
         if allowed.contains(&self.status) {
             Ok(())
         } else {
-            Err(OrderError::InvalidState { action, status: self.status })
+            Err(OrderError::InvalidState {
+                action,
+                status: self.status,
+            })
         }
     }
 
@@ -347,7 +435,11 @@ impl Order {
         // Behaviours check every rule before recording, so applying cannot fail here;
         // if it ever did, the event would not be recorded and the state would not move.
         if self.apply(&event, version, now).is_ok() {
-            self.pending.push(RecordedEvent { version, occurred_at: now, event });
+            self.pending.push(RecordedEvent {
+                version,
+                occurred_at: now,
+                event,
+            });
         }
     }
 
@@ -379,7 +471,11 @@ impl Order {
         match event {
             OrderEvent::OrderCreated(_) => return Err("an order is created only once".into()),
             OrderEvent::ItemAdded(e) => {
-                match self.lines.iter_mut().find(|l| l.product_id() == &e.product_id) {
+                match self
+                    .lines
+                    .iter_mut()
+                    .find(|l| l.product_id() == &e.product_id)
+                {
                     Some(line) => {
                         let merged = line
                             .quantity()
@@ -387,7 +483,11 @@ impl Order {
                             .ok_or("merged quantity over the limit")?;
                         *line = line.with_quantity(merged);
                     }
-                    None => self.lines.push(OrderLine::new(e.product_id.clone(), e.quantity, e.unit_price)),
+                    None => self.lines.push(OrderLine::new(
+                        e.product_id.clone(),
+                        e.quantity,
+                        e.unit_price,
+                    )),
                 }
                 (self.subtotal, self.discount, self.total) = (e.subtotal, e.discount, e.total);
             }

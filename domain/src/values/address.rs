@@ -22,7 +22,13 @@ impl Address {
         postal_code: Option<PostalCode>,
         country: CountryCode,
     ) -> Self {
-        Self { line1, line2, city, postal_code, country }
+        Self {
+            line1,
+            line2,
+            city,
+            postal_code,
+            country,
+        }
     }
 
     pub fn line1(&self) -> &AddressLine {

@@ -4,7 +4,19 @@ use super::ValueError;
 /// cents). Bounded by `i64::MAX` so that every amount fits a PostgreSQL `BIGINT` and a
 /// signed 64-bit integer in any consumer; arithmetic is checked and an overflow is an
 /// error, never a wrap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(try_from = "u64", into = "u64")]
 pub struct Amount(u64);
 
@@ -18,7 +30,10 @@ impl Amount {
     /// [`ValueError::OutOfRange`] above [`Amount::MAX`].
     pub fn new(minor_units: u64) -> Result<Self, ValueError> {
         if minor_units > Self::MAX {
-            return Err(ValueError::OutOfRange { min: 0, max: Self::MAX });
+            return Err(ValueError::OutOfRange {
+                min: 0,
+                max: Self::MAX,
+            });
         }
         Ok(Self(minor_units))
     }
@@ -30,7 +45,9 @@ impl Amount {
 
     /// `self + other`, or `None` when the sum exceeds [`Amount::MAX`].
     pub fn checked_add(self, other: Amount) -> Option<Amount> {
-        self.0.checked_add(other.0).and_then(|sum| Amount::new(sum).ok())
+        self.0
+            .checked_add(other.0)
+            .and_then(|sum| Amount::new(sum).ok())
     }
 
     /// `self - other`, or `None` when it would be negative.
@@ -40,7 +57,9 @@ impl Amount {
 
     /// `self × factor`, or `None` when the product exceeds [`Amount::MAX`].
     pub fn checked_mul(self, factor: u64) -> Option<Amount> {
-        self.0.checked_mul(factor).and_then(|product| Amount::new(product).ok())
+        self.0
+            .checked_mul(factor)
+            .and_then(|product| Amount::new(product).ok())
     }
 
     /// `floor(self × percent / 100)`; never overflows (computed in 128 bits, and the
@@ -71,7 +90,9 @@ impl std::fmt::Display for Amount {
 }
 
 /// The price of one unit of a product: 0 to 10^15 minor units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "u64", into = "u64")]
 pub struct UnitPrice(Amount);
 
@@ -83,7 +104,10 @@ impl UnitPrice {
     /// [`ValueError::OutOfRange`] above [`UnitPrice::MAX`].
     pub fn new(minor_units: u64) -> Result<Self, ValueError> {
         if minor_units > Self::MAX {
-            return Err(ValueError::OutOfRange { min: 0, max: Self::MAX });
+            return Err(ValueError::OutOfRange {
+                min: 0,
+                max: Self::MAX,
+            });
         }
         Ok(Self(Amount(minor_units)))
     }
@@ -127,7 +151,10 @@ mod tests {
     #[test]
     fn discount_is_rounded_down() {
         assert_eq!(Amount::new(999).unwrap().percent(10).minor_units(), 99);
-        assert_eq!(Amount::new(Amount::MAX).unwrap().percent(100).minor_units(), Amount::MAX);
+        assert_eq!(
+            Amount::new(Amount::MAX).unwrap().percent(100).minor_units(),
+            Amount::MAX
+        );
     }
 
     proptest! {

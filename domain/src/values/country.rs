@@ -11,7 +11,9 @@ SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL
 TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
 
 /// An ISO 3166-1 alpha-2 country code, such as `VN`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct CountryCode([u8; 2]);
 
@@ -25,7 +27,9 @@ impl CountryCode {
             .as_bytes()
             .try_into()
             .map_err(|_| ValueError::UnknownCountry)?;
-        if !bytes.iter().all(u8::is_ascii_uppercase) || !ISO_3166_ALPHA2.split(' ').any(|known| known == code) {
+        if !bytes.iter().all(u8::is_ascii_uppercase)
+            || !ISO_3166_ALPHA2.split(' ').any(|known| known == code)
+        {
             return Err(ValueError::UnknownCountry);
         }
         Ok(Self(bytes))
@@ -64,7 +68,11 @@ mod tests {
     fn assigned_codes_are_accepted_and_others_refused() {
         assert_eq!(CountryCode::parse("VN").unwrap().code(), "VN");
         for code in ["vn", "XX", "VNM", "", "V"] {
-            assert_eq!(CountryCode::parse(code), Err(ValueError::UnknownCountry), "{code}");
+            assert_eq!(
+                CountryCode::parse(code),
+                Err(ValueError::UnknownCountry),
+                "{code}"
+            );
         }
     }
 }

@@ -10,7 +10,9 @@ SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH 
 VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG";
 
 /// An ISO 4217 currency code, such as `VND` or `USD`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct Currency([u8; 3]);
 
@@ -24,7 +26,9 @@ impl Currency {
             .as_bytes()
             .try_into()
             .map_err(|_| ValueError::UnknownCurrency)?;
-        if !bytes.iter().all(u8::is_ascii_uppercase) || !ISO_4217.split(' ').any(|known| known == code) {
+        if !bytes.iter().all(u8::is_ascii_uppercase)
+            || !ISO_4217.split(' ').any(|known| known == code)
+        {
             return Err(ValueError::UnknownCurrency);
         }
         Ok(Self(bytes))
@@ -69,7 +73,11 @@ mod tests {
     #[test]
     fn unknown_or_lower_case_codes_are_refused() {
         for code in ["", "usd", "XXX", "USDT", "US", "ÜSD"] {
-            assert_eq!(Currency::parse(code), Err(ValueError::UnknownCurrency), "{code}");
+            assert_eq!(
+                Currency::parse(code),
+                Err(ValueError::UnknownCurrency),
+                "{code}"
+            );
         }
     }
 }

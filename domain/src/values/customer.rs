@@ -12,8 +12,18 @@ pub struct CustomerInfo {
 
 impl CustomerInfo {
     /// Assembles customer information from validated parts.
-    pub fn new(customer_id: CustomerId, name: CustomerName, phone: PhoneNumber, address: Address) -> Self {
-        Self { customer_id, name, phone, address }
+    pub fn new(
+        customer_id: CustomerId,
+        name: CustomerName,
+        phone: PhoneNumber,
+        address: Address,
+    ) -> Self {
+        Self {
+            customer_id,
+            name,
+            phone,
+            address,
+        }
     }
 
     pub fn customer_id(&self) -> &CustomerId {

@@ -2,7 +2,9 @@ use super::text::check_text;
 use super::ValueError;
 
 /// A discount code as the customer typed it (matched exactly by the policy).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct DiscountCode(String);
 
@@ -40,7 +42,19 @@ impl std::fmt::Display for DiscountCode {
 }
 
 /// A discount in percent, 0 to 100.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(try_from = "u64", into = "u64")]
 pub struct DiscountPercent(u8);
 

@@ -33,7 +33,10 @@ impl Money {
         if self.currency != other.currency {
             return None;
         }
-        Some(Money::new(self.amount.checked_add(other.amount)?, self.currency))
+        Some(Money::new(
+            self.amount.checked_add(other.amount)?,
+            self.currency,
+        ))
     }
 
     /// The difference, or `None` when the currencies differ or it would be negative.
@@ -41,7 +44,10 @@ impl Money {
         if self.currency != other.currency {
             return None;
         }
-        Some(Money::new(self.amount.checked_sub(other.amount)?, self.currency))
+        Some(Money::new(
+            self.amount.checked_sub(other.amount)?,
+            self.currency,
+        ))
     }
 
     /// `self × factor`, or `None` on overflow.
@@ -66,13 +72,19 @@ mod tests {
     use super::*;
 
     fn money(amount: u64, currency: &str) -> Money {
-        Money::new(Amount::new(amount).unwrap(), Currency::parse(currency).unwrap())
+        Money::new(
+            Amount::new(amount).unwrap(),
+            Currency::parse(currency).unwrap(),
+        )
     }
 
     #[test]
     fn money_in_different_currencies_does_not_add() {
         assert_eq!(money(1, "VND").checked_add(money(1, "USD")), None);
-        assert_eq!(money(1, "VND").checked_add(money(2, "VND")), Some(money(3, "VND")));
+        assert_eq!(
+            money(1, "VND").checked_add(money(2, "VND")),
+            Some(money(3, "VND"))
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@ use super::ValueError;
 use uuid::Uuid;
 
 /// The identity of an order: a UUID (v7 when the service makes it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct OrderId(Uuid);
 
@@ -17,7 +19,9 @@ impl OrderId {
     /// # Errors
     /// [`ValueError::InvalidUuid`] when `text` is not a UUID.
     pub fn parse(text: &str) -> Result<Self, ValueError> {
-        Uuid::parse_str(text).map(Self).map_err(|_| ValueError::InvalidUuid)
+        Uuid::parse_str(text)
+            .map(Self)
+            .map_err(|_| ValueError::InvalidUuid)
     }
 
     /// The UUID.

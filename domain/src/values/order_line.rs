@@ -12,7 +12,11 @@ pub struct OrderLine {
 impl OrderLine {
     /// Assembles a line from validated parts.
     pub fn new(product_id: ProductId, quantity: Quantity, unit_price: UnitPrice) -> Self {
-        Self { product_id, quantity, unit_price }
+        Self {
+            product_id,
+            quantity,
+            unit_price,
+        }
     }
 
     pub fn product_id(&self) -> &ProductId {
@@ -32,6 +36,9 @@ impl OrderLine {
 
     /// The same line with `quantity` in place of its own.
     pub fn with_quantity(&self, quantity: Quantity) -> Self {
-        Self { quantity, ..self.clone() }
+        Self {
+            quantity,
+            ..self.clone()
+        }
     }
 }

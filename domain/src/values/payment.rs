@@ -19,7 +19,9 @@ impl PaymentMethod {
             "card" => Ok(Self::Card),
             "bank_transfer" => Ok(Self::BankTransfer),
             "cash_on_delivery" => Ok(Self::CashOnDelivery),
-            _ => Err(ValueError::NotOneOf { expected: "card, bank_transfer, cash_on_delivery" }),
+            _ => Err(ValueError::NotOneOf {
+                expected: "card, bank_transfer, cash_on_delivery",
+            }),
         }
     }
 

@@ -1,7 +1,9 @@
 use super::ValueError;
 
 /// How many units of a product a line holds: 1 to 1,000,000.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "u64", into = "u64")]
 pub struct Quantity(u32);
 
@@ -14,7 +16,10 @@ impl Quantity {
     pub fn new(units: u64) -> Result<Self, ValueError> {
         match u32::try_from(units) {
             Ok(units) if (1..=Self::MAX).contains(&u64::from(units)) => Ok(Self(units)),
-            _ => Err(ValueError::OutOfRange { min: 1, max: Self::MAX }),
+            _ => Err(ValueError::OutOfRange {
+                min: 1,
+                max: Self::MAX,
+            }),
         }
     }
 

@@ -140,7 +140,10 @@ mod tests {
     #[test]
     fn nul_and_delete_characters_are_refused() {
         assert_eq!(City::parse("Ha\u{0}noi"), Err(ValueError::ControlCharacter));
-        assert_eq!(City::parse("Ha\u{7f}noi"), Err(ValueError::ControlCharacter));
+        assert_eq!(
+            City::parse("Ha\u{7f}noi"),
+            Err(ValueError::ControlCharacter)
+        );
         assert_eq!(City::parse("Ha\nnoi"), Err(ValueError::ControlCharacter));
     }
 

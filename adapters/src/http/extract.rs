@@ -1,0 +1,278 @@
+//! Request parsing: JSON bodies (framing errors 413/415/400, data errors 422 naming the
+//! field) and the command headers (`If-Match`, `Idempotency-Key`, `X-User-Id`,
+//! `traceparent`, `X-Correlation-Id`).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderMap, Method, Uri};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::problem::{ApiError, FieldError};
+use super::AppState;
+use application::{CommandContext, IdempotencyRequest};
+use uuid::Uuid;
+
+/// A JSON request body, parsed, with its raw bytes (for the idempotency fingerprint).
+#[derive(Debug)]
+pub(super) struct JsonBody<T> {
+    pub value: T,
+    pub raw: Bytes,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limit = state.body_limit;
+        let too_large = || {
+            ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                format!("the body is larger than {limit} bytes"),
+            )
+        };
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(too_large());
+        }
+        if !is_json(request.headers()) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "the body must be application/json",
+            ));
+        }
+        let raw = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|_| too_large())?;
+        let value = parse_json(&raw)?;
+        Ok(Self { value, raw })
+    }
+}
+
+/// `application/json`, with or without parameters such as `charset=utf-8`.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Parses JSON: a syntax error is 400, a value of the wrong shape is 422 naming its path.
+pub(super) fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(raw);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.is_data() {
+            let field = if path == "." { "body".to_owned() } else { path };
+            let message = inner.to_string();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
+            ApiError::validation(vec![FieldError::new(field, message)])
+        } else {
+            ApiError::bad_request(format!("the body is not valid JSON: {inner}"))
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// The correlation id of a request: `X-Correlation-Id` when given, else generated.
+#[derive(Debug, Clone)]
+pub(super) struct CorrelationId(pub String);
+
+/// Reads `X-Correlation-Id` (1 to 200 visible ASCII characters).
+///
+/// # Errors
+/// 400 when it is present and malformed.
+pub(super) fn correlation_id(headers: &HeaderMap) -> Result<CorrelationId, ApiError> {
+    match headers.get("x-correlation-id") {
+        None => Ok(CorrelationId(Uuid::now_v7().to_string())),
+        Some(value) => visible_ascii(value.as_bytes(), 200)
+            .map(CorrelationId)
+            .ok_or_else(|| {
+                ApiError::bad_request("X-Correlation-Id must be 1 to 200 visible ASCII characters")
+            }),
+    }
+}
+
+fn visible_ascii(bytes: &[u8], max: usize) -> Option<String> {
+    let ok =
+        !bytes.is_empty() && bytes.len() <= max && bytes.iter().all(|b| (0x21..=0x7e).contains(b));
+    ok.then(|| String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// Builds the command context from the headers, the request line and the raw body.
+///
+/// # Errors
+/// 400 when `If-Match`, `Idempotency-Key` or `X-User-Id` is malformed.
+pub(super) fn command_context(
+    headers: &HeaderMap,
+    method: &Method,
+    uri: &Uri,
+    body: &[u8],
+    correlation: &CorrelationId,
+) -> Result<CommandContext, ApiError> {
+    let expected_version = match headers.get(header::IF_MATCH) {
+        None => None,
+        Some(value) => parse_if_match(value.to_str().unwrap_or_default()).ok_or_else(|| {
+            ApiError::bad_request("If-Match must be a quoted version, such as \"3\"")
+        })?,
+    };
+    let user_id = match headers.get("x-user-id") {
+        None => None,
+        Some(value) => {
+            let text = value
+                .to_str()
+                .ok()
+                .filter(|t| domain::CustomerId::parse(*t).is_ok());
+            Some(
+                text.ok_or_else(|| {
+                    ApiError::bad_request(
+                        "X-User-Id must be 1 to 200 characters without control characters",
+                    )
+                })?
+                .to_owned(),
+            )
+        }
+    };
+    let idempotency = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => {
+            let key = visible_ascii(value.as_bytes(), 255).ok_or_else(|| {
+                ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
+            })?;
+            Some(IdempotencyRequest {
+                scope: String::new(),
+                key,
+                fingerprint: fingerprint(method, uri, body),
+            })
+        }
+    };
+    let traceparent = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_traceparent(v))
+        .map(str::to_owned);
+    Ok(CommandContext {
+        user_id,
+        correlation_id: correlation.0.clone(),
+        command_id: Uuid::now_v7(),
+        traceparent,
+        expected_version,
+        idempotency,
+    })
+}
+
+/// `"7"`, `W/"7"` or `7` → `Some(Some(7))`; `*` → `Some(None)` (any version);
+/// anything else → `None`.
+fn parse_if_match(value: &str) -> Option<Option<u64>> {
+    let value = value.trim();
+    if value == "*" {
+        return Some(None);
+    }
+    let value = value.strip_prefix("W/").unwrap_or(value);
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok().map(Some)
+}
+
+/// W3C trace context: `00-<32 hex>-<16 hex>-<2 hex>` (lower case, ids not all zero).
+/// An invalid header is ignored, as the specification asks.
+fn is_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    parts.len() == 4
+        && hex(parts[0], 2)
+        && parts[0] != "ff"
+        && hex(parts[1], 32)
+        && parts[1].bytes().any(|b| b != b'0')
+        && hex(parts[2], 16)
+        && parts[2].bytes().any(|b| b != b'0')
+        && hex(parts[3], 2)
+}
+
+/// SHA-256 of method, path (with query) and body: what makes two requests "the same".
+fn fingerprint(method: &Method, uri: &Uri, body: &[u8]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(method.as_str().as_bytes());
+    hash.update(b"\n");
+    hash.update(
+        uri.path_and_query()
+            .map_or(uri.path(), |p| p.as_str())
+            .as_bytes(),
+    );
+    hash.update(b"\n");
+    hash.update(body);
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_accepts_quoted_weak_and_bare_versions() {
+        assert_eq!(parse_if_match("\"7\""), Some(Some(7)));
+        assert_eq!(parse_if_match("W/\"7\""), Some(Some(7)));
+        assert_eq!(parse_if_match("7"), Some(Some(7)));
+        assert_eq!(parse_if_match("*"), Some(None));
+        assert_eq!(parse_if_match("\"x\""), None);
+        assert_eq!(parse_if_match("\"\""), None);
+        assert_eq!(parse_if_match("\"99999999999999999999999\""), None);
+    }
+
+    #[test]
+    fn traceparent_must_follow_the_w3c_format() {
+        assert!(is_traceparent(
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        ));
+        assert!(!is_traceparent(
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01"
+        ));
+        assert!(!is_traceparent("garbage"));
+    }
+
+    #[test]
+    fn a_syntax_error_is_400_and_a_shape_error_is_422_with_its_path() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Item {
+            quantity: u64,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            items: Vec<Item>,
+        }
+        assert_eq!(parse_json::<Body>(b"{").unwrap_err().status, 400);
+        assert_eq!(parse_json::<Body>(b"{} trailing").unwrap_err().status, 400);
+        let shape = parse_json::<Body>(br#"{"items":[{"quantity":-1}]}"#).unwrap_err();
+        assert_eq!(shape.status, 422);
+        assert_eq!(shape.errors[0].field, "items[0].quantity");
+        let overflow = parse_json::<Body>(br#"{"items":[{"quantity":100000000000000000000000}]}"#)
+            .unwrap_err();
+        assert_eq!(overflow.status, 422);
+    }
+}

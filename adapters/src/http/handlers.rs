@@ -1,0 +1,325 @@
+//! One handler per route: parse the request, call one use case, answer.
+
+use std::sync::Arc;
+
+use application::CommandOutcome;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Extension, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use domain::{OrderId, ProductId};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+use super::dto::{
+    AckResponse, AddressRequest, CancellationRequest, CreateOrderRequest, ItemRequest,
+    OrderResponse, PaymentRequest, ShipmentRequest,
+};
+use super::extract::{command_context, correlation_id, CorrelationId, JsonBody};
+use super::problem::ApiError;
+use super::{AppState, HttpLimits};
+
+type Answer = Result<Response, ApiError>;
+
+/// Middleware: bounds concurrent requests and their duration; when saturated it answers
+/// 503 with `Retry-After` at once instead of queueing without bound.
+pub(super) async fn guard(
+    State(limits): State<GuardState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(_permit) = limits.permits.clone().try_acquire_owned() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many requests in flight; retry later",
+        )
+        .into_response();
+    };
+    match tokio::time::timeout(limits.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took too long; retry later",
+        )
+        .into_response(),
+    }
+}
+
+/// The guard's shared state.
+#[derive(Debug, Clone)]
+pub(super) struct GuardState {
+    permits: Arc<Semaphore>,
+    timeout: std::time::Duration,
+}
+
+impl From<HttpLimits> for GuardState {
+    fn from(limits: HttpLimits) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+            timeout: limits.request_timeout,
+        }
+    }
+}
+
+/// Middleware: reads or makes the correlation id and echoes it on the response.
+pub(super) async fn correlate(mut request: Request, next: Next) -> Response {
+    let correlation = match correlation_id(request.headers()) {
+        Ok(correlation) => correlation,
+        Err(error) => return error.into_response(),
+    };
+    let echo = HeaderValue::from_str(&correlation.0).ok();
+    request.extensions_mut().insert(correlation);
+    let mut response = next.run(request).await;
+    if let Some(echo) = echo {
+        response.headers_mut().insert("x-correlation-id", echo);
+    }
+    response
+}
+
+fn order_id(path: Result<Path<String>, PathRejection>) -> Result<OrderId, ApiError> {
+    let Path(id) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    OrderId::parse(&id).map_err(|_| ApiError::bad_request(format!("order id {id:?} is not a UUID")))
+}
+
+fn ack(status: StatusCode, outcome: CommandOutcome) -> Response {
+    let CommandOutcome { ack, replayed } = outcome;
+    let mut response = (
+        status,
+        Json(AckResponse {
+            order_id: ack.order_id,
+            version: ack.version,
+        }),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", ack.version)) {
+        headers.insert(header::ETAG, etag);
+    }
+    if status == StatusCode::CREATED {
+        if let Ok(location) = HeaderValue::from_str(&format!("/orders/{}", ack.order_id)) {
+            headers.insert(header::LOCATION, location);
+        }
+    }
+    if replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+pub(super) async fn create_order(
+    State(state): State<AppState>,
+    Extension(correlation): Extension<CorrelationId>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<CreateOrderRequest>,
+) -> Answer {
+    let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
+    let command = body.value.try_into_domain()?;
+    let outcome = state.commands.place(&ctx, command).await?;
+    Ok(ack(StatusCode::CREATED, outcome))
+}
+
+pub(super) async fn add_item(
+    State(state): State<AppState>,
+    Extension(correlation): Extension<CorrelationId>,
+    path: Result<Path<String>, PathRejection>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<ItemRequest>,
+) -> Answer {
+    let id = order_id(path)?;
+    let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
+    let line = body.value.try_into_domain()?;
+    Ok(ack(
+        StatusCode::OK,
+        state.commands.add_item(&ctx, id, line).await?,
+    ))
+}
+
+pub(super) async fn remove_item(
+    State(state): State<AppState>,
+    Extension(correlation): Extension<CorrelationId>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Answer {
+    let Path((id, product)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let id = OrderId::parse(&id)
+        .map_err(|_| ApiError::bad_request(format!("order id {id:?} is not a UUID")))?;
+    let product = ProductId::parse(product)
+        .map_err(|e| ApiError::bad_request(format!("the product id in the path {e}")))?;
+    let ctx = command_context(&headers, &method, &uri, b"", &correlation)?;
+    Ok(ack(
+        StatusCode::OK,
+        state.commands.remove_item(&ctx, id, product).await?,
+    ))
+}
+
+pub(super) async fn change_delivery_address(
+    State(state): State<AppState>,
+    Extension(correlation): Extension<CorrelationId>,
+    path: Result<Path<String>, PathRejection>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<AddressRequest>,
+) -> Answer {
+    let id = order_id(path)?;
+    let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
+    let address = body.value.try_into_domain()?;
+    Ok(ack(
+        StatusCode::OK,
+        state
+            .commands
+            .change_delivery_address(&ctx, id, address)
+            .await?,
+    ))
+}
+
+pub(super) async fn pay(
+    State(state): State<AppState>,
+    Extension(correlation): Extension<CorrelationId>,
+    path: Result<Path<String>, PathRejection>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<PaymentRequest>,
+) -> Answer {
+    let id = order_id(path)?;
+    let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
+    let (payment_id, amount, payment_method) = body.value.try_into_domain()?;
+    Ok(ack(
+        StatusCode::OK,
+        state
+            .commands
+            .pay(&ctx, id, payment_id, amount, payment_method)
+            .await?,
+    ))
+}
+
+pub(super) async fn ship(
+    State(state): State<AppState>,
+    Extension(correlation): Extension<CorrelationId>,
+    path: Result<Path<String>, PathRejection>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<ShipmentRequest>,
+) -> Answer {
+    let id = order_id(path)?;
+    let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
+    let (tracking, carrier) = body.value.try_into_domain()?;
+    Ok(ack(
+        StatusCode::OK,
+        state.commands.ship(&ctx, id, tracking, carrier).await?,
+    ))
+}
+
+pub(super) async fn cancel(
+    State(state): State<AppState>,
+    Extension(correlation): Extension<CorrelationId>,
+    path: Result<Path<String>, PathRejection>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<CancellationRequest>,
+) -> Answer {
+    let id = order_id(path)?;
+    let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
+    let reason = body.value.try_into_domain()?;
+    Ok(ack(
+        StatusCode::OK,
+        state.commands.cancel(&ctx, id, reason).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct GetOrderParams {
+    as_of: Option<String>,
+}
+
+pub(super) async fn get_order(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<GetOrderParams>, QueryRejection>,
+) -> Answer {
+    let id = order_id(path)?;
+    let Query(params) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let as_of = params
+        .as_of
+        .map(|text| {
+            DateTime::parse_from_rfc3339(&text)
+                .map(|at| at.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::bad_request(format!("asOf {text:?} is not an RFC 3339 date-time"))
+                })
+        })
+        .transpose()?;
+    let order = state.queries.get(id, as_of).await?;
+    let mut response = Json(OrderResponse::from_order(&order)).into_response();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", order.version())) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+pub(super) async fn get_history(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let id = order_id(path)?;
+    let events = state.queries.history(id).await?;
+    let events: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| e.to_wire_with_recorded_at())
+        .collect();
+    Ok(Json(serde_json::json!({ "orderId": id, "events": events })).into_response())
+}
+
+pub(super) async fn healthz() -> Response {
+    Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+pub(super) async fn readyz(State(state): State<AppState>) -> Answer {
+    let ping = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        sqlx::query("SELECT 1").execute(&state.pool),
+    )
+    .await;
+    match ping {
+        Ok(Ok(_)) => Ok(Json(serde_json::json!({ "status": "ready" })).into_response()),
+        _ => Err(ApiError::unavailable()),
+    }
+}
+
+pub(super) async fn metrics_text(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+pub(super) async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {}", uri.path()))
+}
+
+pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}

@@ -1,0 +1,76 @@
+//! The HTTP API of `shared/API.md` on `axum`.
+//!
+//! # Layout
+//! - `handlers`: one function per route; each parses, calls one use case, answers.
+//! - `extract`: JSON bodies and command headers.
+//! - `dto`: request bodies (converted with `try_into_domain`) and response bodies.
+//! - `problem`: [`ApiError`], the problem+json answer of every error.
+//! - `metrics`: request counters and latencies for `/metrics`.
+
+mod dto;
+mod extract;
+mod handlers;
+mod metrics;
+mod problem;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use application::{OrderCommands, OrderQueries};
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use sqlx::PgPool;
+
+pub use metrics::HttpMetrics;
+pub use problem::{ApiError, FieldError};
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub commands: OrderCommands,
+    pub queries: OrderQueries,
+    pub pool: PgPool,
+    pub metrics: Arc<HttpMetrics>,
+    /// The largest accepted request body, in bytes.
+    pub body_limit: usize,
+}
+
+/// Limits of the HTTP layer.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+}
+
+/// The router with every route of API.md.
+pub fn router(state: AppState, limits: HttpLimits) -> Router {
+    use handlers::*;
+    Router::new()
+        .route("/orders", post(create_order))
+        .route("/orders/{id}", get(get_order))
+        .route("/orders/{id}/history", get(get_history))
+        .route("/orders/{id}/items", post(add_item))
+        .route("/orders/{id}/items/{product_id}", delete(remove_item))
+        .route(
+            "/orders/{id}/delivery-address",
+            put(change_delivery_address),
+        )
+        .route("/orders/{id}/payment", post(pay))
+        .route("/orders/{id}/shipment", post(ship))
+        .route("/orders/{id}/cancellation", post(cancel))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(axum::middleware::from_fn(handlers::correlate))
+        .layer(axum::middleware::from_fn_with_state(
+            handlers::GuardState::from(limits),
+            handlers::guard,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,248 @@
+//! The event store, outbox and idempotency keys on PostgreSQL. All SQL on the
+//! `events`, `outbox` and `idempotency_keys` tables of the write side is here.
+
+use application::envelope::decode_event;
+use application::{
+    EventEnvelope, EventMetadata, EventStore, IdempotencyRecord, StoreError, UnitOfWork,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::OrderId;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use super::is_unavailable;
+
+/// The event store on a PostgreSQL pool.
+#[derive(Debug, Clone)]
+pub struct PgEventStore {
+    pool: PgPool,
+}
+
+impl PgEventStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+/// Maps a database error to the port's error, naming constraints as use-case errors.
+fn store_error(error: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &error {
+        match db.constraint() {
+            Some("events_stream_version_key") => return StoreError::VersionConflict,
+            Some("idempotency_keys_pkey") => return StoreError::IdempotencyKeyTaken,
+            _ => {}
+        }
+    }
+    if is_unavailable(&error) {
+        StoreError::Unavailable(Box::new(error))
+    } else {
+        StoreError::Other(Box::new(error))
+    }
+}
+
+fn to_i64(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("version {value} out of range")))
+}
+
+#[async_trait]
+impl EventStore for PgEventStore {
+    async fn load(&self, id: OrderId) -> Result<Vec<EventEnvelope>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT event_id, version, event_type, schema_version, payload, metadata, traceparent, \
+                    occurred_at, recorded_at \
+             FROM events WHERE stream_id = $1 ORDER BY version",
+        )
+        .bind(id.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let event_type: String = row.get("event_type");
+                let schema_version: i32 = row.get("schema_version");
+                let version: i64 = row.get("version");
+                let event = decode_event(
+                    &event_type,
+                    u32::try_from(schema_version).unwrap_or(0),
+                    row.get::<serde_json::Value, _>("payload"),
+                )
+                .map_err(|e| StoreError::Corrupt(format!("order {id} version {version}: {e}")))?;
+                let metadata: EventMetadata =
+                    serde_json::from_value(row.get("metadata")).map_err(|e| {
+                        StoreError::Corrupt(format!("order {id} version {version} metadata: {e}"))
+                    })?;
+                Ok(EventEnvelope {
+                    event_id: row.get("event_id"),
+                    aggregate_id: id,
+                    version: u64::try_from(version).unwrap_or_default(),
+                    occurred_at: row.get("occurred_at"),
+                    event,
+                    metadata,
+                    traceparent: row.get("traceparent"),
+                    recorded_at: Some(row.get("recorded_at")),
+                })
+            })
+            .collect()
+    }
+
+    async fn find_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT fingerprint, order_id, version FROM idempotency_keys WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(row.map(|row| IdempotencyRecord {
+            scope: scope.to_owned(),
+            key: key.to_owned(),
+            fingerprint: row.get("fingerprint"),
+            order_id: OrderId::from_uuid(row.get("order_id")),
+            version: u64::try_from(row.get::<i64, _>("version")).unwrap_or_default(),
+        }))
+    }
+
+    async fn begin(&self) -> Result<Box<dyn UnitOfWork>, StoreError> {
+        let tx = self.pool.begin().await.map_err(store_error)?;
+        Ok(Box::new(PgUnitOfWork { tx }))
+    }
+}
+
+/// One PostgreSQL transaction; dropped without commit, it rolls back.
+#[derive(Debug)]
+struct PgUnitOfWork {
+    tx: Transaction<'static, Postgres>,
+}
+
+#[async_trait]
+impl UnitOfWork for PgUnitOfWork {
+    async fn append(
+        &mut self,
+        id: OrderId,
+        expected_version: u64,
+        events: &[EventEnvelope],
+    ) -> Result<(), StoreError> {
+        // Versions are contiguous from expected_version + 1; the unique constraint
+        // (stream_id, version) refuses the append when another writer got there first.
+        for (offset, event) in events.iter().enumerate() {
+            if event.version != expected_version + 1 + offset as u64 {
+                return Err(StoreError::Corrupt(format!(
+                    "event version {} does not follow {expected_version}",
+                    event.version
+                )));
+            }
+        }
+        let mut event_ids = Vec::with_capacity(events.len());
+        let mut versions = Vec::with_capacity(events.len());
+        let mut types = Vec::with_capacity(events.len());
+        let mut schemas = Vec::with_capacity(events.len());
+        let mut payloads = Vec::with_capacity(events.len());
+        let mut metadata = Vec::with_capacity(events.len());
+        let mut traceparents: Vec<Option<String>> = Vec::with_capacity(events.len());
+        let mut occurred: Vec<DateTime<Utc>> = Vec::with_capacity(events.len());
+        for event in events {
+            event_ids.push(event.event_id);
+            versions.push(to_i64(event.version)?);
+            types.push(event.event_type().to_owned());
+            schemas.push(i32::try_from(event.schema_version()).unwrap_or(i32::MAX));
+            payloads.push(event.payload());
+            metadata.push(
+                serde_json::to_value(&event.metadata)
+                    .map_err(|e| StoreError::Other(Box::new(e)))?,
+            );
+            traceparents.push(event.traceparent.clone());
+            occurred.push(event.occurred_at);
+        }
+        sqlx::query(
+            "INSERT INTO events (event_id, stream_id, aggregate_type, version, event_type, schema_version, \
+                                 payload, metadata, traceparent, occurred_at) \
+             SELECT e.event_id, $2, 'Order', e.version, e.event_type, e.schema_version, e.payload, \
+                    e.metadata, e.traceparent, e.occurred_at \
+             FROM UNNEST($1::uuid[], $3::bigint[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], \
+                         $8::text[], $9::timestamptz[]) \
+                  AS e(event_id, version, event_type, schema_version, payload, metadata, traceparent, occurred_at)",
+        )
+        .bind(&event_ids)
+        .bind(id.as_uuid())
+        .bind(&versions)
+        .bind(&types)
+        .bind(&schemas)
+        .bind(&payloads)
+        .bind(&metadata)
+        .bind(&traceparents)
+        .bind(&occurred)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn enqueue(&mut self, events: &[EventEnvelope]) -> Result<(), StoreError> {
+        let event_ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let aggregate_ids: Vec<Uuid> = events.iter().map(|e| e.aggregate_id.as_uuid()).collect();
+        let versions = events
+            .iter()
+            .map(|e| to_i64(e.version))
+            .collect::<Result<Vec<_>, _>>()?;
+        let types: Vec<String> = events.iter().map(|e| e.event_type().to_owned()).collect();
+        let messages: Vec<String> = events.iter().map(|e| e.to_wire().to_string()).collect();
+        let occurred: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
+        let traceparents: Vec<Option<String>> =
+            events.iter().map(|e| e.traceparent.clone()).collect();
+        sqlx::query(
+            "INSERT INTO outbox (event_id, aggregate_id, version, event_type, message, occurred_at, traceparent) \
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], \
+                                  $6::timestamptz[], $7::text[])",
+        )
+        .bind(&event_ids)
+        .bind(&aggregate_ids)
+        .bind(&versions)
+        .bind(&types)
+        .bind(&messages)
+        .bind(&occurred)
+        .bind(&traceparents)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn remember(&mut self, record: &IdempotencyRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, order_id, version) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&record.scope)
+        .bind(&record.key)
+        .bind(&record.fingerprint)
+        .bind(record.order_id.as_uuid())
+        .bind(to_i64(record.version)?)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(store_error)
+    }
+}
+
+/// Deletes idempotency records older than `max_age_hours` (they are kept at least 24 h).
+///
+/// # Errors
+/// When the database fails.
+pub async fn purge_idempotency_keys(pool: &PgPool, max_age_hours: i32) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
+    )
+    .bind(max_age_hours)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

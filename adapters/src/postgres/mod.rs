@@ -1,0 +1,59 @@
+//! PostgreSQL: connection pool, migrations and the event store.
+
+mod event_store;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+pub use event_store::{purge_idempotency_keys, PgEventStore};
+
+/// The migrations of `migrations/`, embedded in the binaries.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Opens a pool on `url`. Connections are made lazily, so a database that is down at
+/// start makes requests answer 503 instead of the process failing.
+///
+/// # Errors
+/// When `url` is not a valid PostgreSQL URL.
+pub fn connect_lazy(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = url
+        .parse()
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        .connect_lazy_with(options))
+}
+
+/// Applies the pending migrations.
+///
+/// # Errors
+/// When the database cannot be reached or a migration fails.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("applying database migrations")
+}
+
+/// Whether an error means the database could not be reached (as opposed to a query
+/// that failed): connection errors, pool time-outs, server shutting down.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code == "57P01" || code == "57P02" || code == "57P03"
+        }),
+        _ => false,
+    }
+}

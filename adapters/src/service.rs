@@ -1,0 +1,263 @@
+//! The `order-service` process: configuration, wiring and `run`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use application::{OrderCommands, OrderQueries, PublishAll, SystemClock};
+use axum::Router;
+use clap::{Parser, Subcommand, ValueEnum};
+use domain::{DiscountTable, OrderFactory};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::http::{router, AppState, HttpLimits, HttpMetrics};
+use crate::postgres::PgEventStore;
+
+/// HTTP API for order commands and queries.
+///
+/// Every setting is a flag and an environment variable; the flag wins.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "order-service", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// PostgreSQL connection URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/orders",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Address the HTTP API listens on (`:0` or `HOST:0` picks a free port and logs it).
+    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: String,
+
+    /// Discount policy: comma-separated CODE=PERCENT entries.
+    #[arg(long, env = "DISCOUNT_CODES", default_value = "WELCOME10=10,VIP20=20")]
+    pub discount_codes: String,
+
+    /// `none` turns authentication off (X-User-Id is trusted): local development only.
+    #[arg(long, env = "AUTH_MODE", value_enum)]
+    pub auth_mode: Option<AuthMode>,
+
+    /// HS256 secret for bearer JWTs (not supported by this version: the service refuses to start with it).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Skip applying pending migrations on start.
+    #[arg(long)]
+    pub no_migrate: bool,
+
+    /// Log format on standard error.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// Largest database connection pool.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// How long a request waits for a database connection before answering 503.
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
+    pub db_acquire_timeout_ms: u64,
+
+    /// Largest request body in bytes (larger answers 413).
+    #[arg(long, env = "HTTP_BODY_LIMIT", default_value_t = 64 * 1024)]
+    pub http_body_limit: usize,
+
+    /// Requests taking longer answer 503 (and write nothing).
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_request_timeout_ms: u64,
+
+    /// Requests in flight at once; more answer 503 with Retry-After at once.
+    #[arg(long, env = "HTTP_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    pub http_max_concurrent_requests: usize,
+
+    /// Times a command that lost a race on its order is tried before answering 409.
+    #[arg(long, env = "COMMAND_MAX_ATTEMPTS", default_value_t = 5)]
+    pub command_max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// No authentication; `X-User-Id` is trusted.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What the HTTP service is built from, apart from the database.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub discount_codes: String,
+    pub body_limit: usize,
+    pub limits: HttpLimits,
+    pub max_attempts: u32,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            discount_codes: "WELCOME10=10,VIP20=20".to_owned(),
+            body_limit: 64 * 1024,
+            limits: HttpLimits {
+                request_timeout: Duration::from_secs(10),
+                max_concurrent_requests: 1024,
+            },
+            max_attempts: application::commands::DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+}
+
+impl Cli {
+    /// Checks the settings that must be right before anything starts.
+    ///
+    /// # Errors
+    /// When neither `AUTH_MODE=none` nor `JWT_SECRET` is set, when `JWT_SECRET` is set
+    /// (not supported yet), or when `DISCOUNT_CODES` is malformed.
+    pub fn settings(&self) -> anyhow::Result<ServiceSettings> {
+        match (self.auth_mode, &self.jwt_secret) {
+            (_, Some(_)) => bail!(
+                "JWT_SECRET is set, but this version does not verify bearer tokens yet; \
+                 refusing to start rather than run unauthenticated. Unset JWT_SECRET and set AUTH_MODE=none \
+                 for local development"
+            ),
+            (None, None) => bail!(
+                "no authentication configured: set JWT_SECRET, or AUTH_MODE=none for local development \
+                 (X-User-Id is then trusted)"
+            ),
+            (Some(AuthMode::None), None) => {}
+        }
+        DiscountTable::parse(&self.discount_codes).context("DISCOUNT_CODES is malformed")?;
+        Ok(ServiceSettings {
+            discount_codes: self.discount_codes.clone(),
+            body_limit: self.http_body_limit,
+            limits: HttpLimits {
+                request_timeout: Duration::from_millis(self.http_request_timeout_ms),
+                max_concurrent_requests: self.http_max_concurrent_requests.max(1),
+            },
+            max_attempts: self.command_max_attempts,
+        })
+    }
+
+    /// `HTTP_ADDR` as a socket address; `:PORT` means every interface.
+    ///
+    /// # Errors
+    /// When it is not `HOST:PORT`.
+    pub fn http_socket_addr(&self) -> anyhow::Result<SocketAddr> {
+        parse_addr(&self.http_addr)
+            .with_context(|| format!("HTTP_ADDR {:?} is not HOST:PORT", self.http_addr))
+    }
+}
+
+/// Parses `HOST:PORT` (`:PORT` = all interfaces).
+///
+/// # Errors
+/// When it is not an IP address and port.
+pub fn parse_addr(text: &str) -> anyhow::Result<SocketAddr> {
+    let text = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.to_owned()
+    };
+    let text = text.replace("localhost:", "127.0.0.1:");
+    Ok(text.parse()?)
+}
+
+/// Builds the HTTP application on a pool: event store, use cases, router.
+///
+/// # Errors
+/// When the discount table or the metrics registry cannot be built.
+pub fn build_router(pool: PgPool, settings: &ServiceSettings) -> anyhow::Result<Router> {
+    let store = Arc::new(PgEventStore::new(pool.clone()));
+    let policy = Arc::new(
+        DiscountTable::parse(&settings.discount_codes).context("DISCOUNT_CODES is malformed")?,
+    );
+    let commands = OrderCommands::new(
+        store.clone(),
+        OrderFactory::new(policy),
+        Arc::new(PublishAll),
+        Arc::new(SystemClock),
+    )
+    .with_max_attempts(settings.max_attempts);
+    let state = AppState {
+        commands,
+        queries: OrderQueries::new(store),
+        pool,
+        metrics: Arc::new(HttpMetrics::new()?),
+        body_limit: settings.body_limit,
+    };
+    Ok(router(state, settings.limits))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight
+/// requests finish.
+///
+/// # Errors
+/// When the server fails.
+pub async fn run(
+    router: Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")
+}
+
+/// Purges idempotency records older than 24 hours, every `every`.
+pub async fn purge_idempotency_keys_forever(pool: PgPool, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        match crate::postgres::purge_idempotency_keys(&pool, 24).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "purged idempotency keys older than 24 hours"),
+            Err(error) => tracing::warn!(%error, "purging idempotency keys failed; will retry"),
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
