@@ -1,0 +1,307 @@
+//! The running system for one test: a fresh database, a fresh topic, the real
+//! `order-service` HTTP app and `outbox-relay` loop on them, and a Kafka consumer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use adapters::kafka::{KafkaPublisher, ProducerSettings};
+use adapters::service::{build_router, run, ServiceSettings};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use relay::metrics::RelayMetrics;
+use relay::{Relay, RelaySettings};
+use serde_json::Value;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// The broker the suite runs against (`scripts/test.sh` starts one and sets this).
+pub(crate) fn brokers() -> String {
+    std::env::var("KAFKA_BROKERS").expect(
+        "KAFKA_BROKERS is not set: run the suite with scripts/test.sh, which starts PostgreSQL and a broker",
+    )
+}
+
+fn admin_database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A message read back from the topic.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    pub(crate) partition: i32,
+    pub(crate) key: String,
+    pub(crate) value: Value,
+    pub(crate) headers: HashMap<String, String>,
+}
+
+/// One system under test. Dropping it does not clean up; call [`System::stop`].
+pub(crate) struct System {
+    pub(crate) http: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) pool: PgPool,
+    pub(crate) topic: String,
+    database: String,
+    stop: watch::Sender<bool>,
+    stopped: watch::Receiver<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl System {
+    /// Creates a database and a topic, and starts the service and `relays` relays.
+    pub(crate) async fn start(relays: usize) -> System {
+        let database = format!("e2e_{}", Uuid::now_v7().simple());
+        let mut admin = PgConnection::connect(&admin_database_url())
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {database}"))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+        admin.close().await.ok();
+        let url = database_url(&database);
+        let pool =
+            adapters::postgres::connect_lazy(&url, 16, Duration::from_secs(5)).expect("pool");
+        adapters::postgres::migrate(&pool).await.expect("migrate");
+
+        let topic = format!("orders.e2e.{}", Uuid::now_v7().simple());
+        create_topic(&topic, 3).await;
+
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let router = build_router(pool.clone(), &ServiceSettings::default()).expect("router");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let http = format!("http://{}", listener.local_addr().expect("addr"));
+        let shutdown = wait_for(stopped.clone());
+        tasks.push(tokio::spawn(async move {
+            run(router, listener, shutdown).await.expect("service");
+        }));
+
+        let mut system = System {
+            http,
+            client: reqwest::Client::new(),
+            pool,
+            topic,
+            database,
+            stop,
+            stopped,
+            tasks,
+        };
+        system.start_relays(relays);
+        system
+    }
+
+    /// Starts `count` more relays on the system's database and topic.
+    pub(crate) fn start_relays(&mut self, count: usize) {
+        for _ in 0..count {
+            let publisher = KafkaPublisher::new(
+                &ProducerSettings {
+                    brokers: brokers(),
+                    message_timeout: Duration::from_secs(10),
+                    linger: Duration::from_millis(1),
+                },
+                &self.topic,
+            )
+            .expect("producer");
+            let relay = Relay::new(
+                self.pool.clone(),
+                publisher,
+                Arc::new(RelayMetrics::new().expect("metrics")),
+                RelaySettings {
+                    batch_size: 200,
+                    poll_interval: Duration::from_millis(20),
+                    max_backoff: Duration::from_secs(1),
+                },
+            );
+            let shutdown = wait_for(self.stopped.clone());
+            self.tasks
+                .push(tokio::spawn(async move { relay.run(shutdown).await }));
+        }
+    }
+
+    /// Sends a JSON command; returns the status and the body.
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.http));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("HTTP request");
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Every committed event, as `(aggregate id, version, event id)`, in store order.
+    pub(crate) async fn committed_events(&self) -> Vec<(Uuid, i64, Uuid)> {
+        sqlx::query_as("SELECT stream_id, version, event_id FROM events ORDER BY global_position")
+            .fetch_all(&self.pool)
+            .await
+            .expect("read events")
+    }
+
+    /// Waits until the outbox is empty (everything acknowledged by the broker).
+    pub(crate) async fn wait_for_empty_outbox(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+                .fetch_one(&self.pool)
+                .await
+                .expect("count");
+            if waiting == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{waiting} outbox rows still unpublished after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Reads the whole topic from the beginning until `until` says it has enough, or
+    /// the time is up.
+    pub(crate) async fn consume(
+        &self,
+        timeout: Duration,
+        until: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let topic = self.topic.clone();
+        let brokers = brokers();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader_done = done.clone();
+        let reader = std::thread::spawn(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("group.id", format!("e2e-{}", Uuid::now_v7()))
+                .set("enable.auto.commit", "false")
+                .set("auto.offset.reset", "earliest")
+                .create()
+                .expect("consumer");
+            let metadata = consumer
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                .expect("metadata");
+            let partitions = metadata.topics()[0].partitions().len() as i32;
+            let mut assignment = TopicPartitionList::new();
+            for partition in 0..partitions {
+                assignment
+                    .add_partition_offset(&topic, partition, Offset::Beginning)
+                    .expect("offset");
+            }
+            consumer.assign(&assignment).expect("assign");
+            let deadline = Instant::now() + timeout;
+            while Instant::now() < deadline
+                && !reader_done.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                match consumer.poll(Duration::from_millis(200)) {
+                    Some(Ok(message)) => {
+                        let headers = message
+                            .headers()
+                            .map(|headers| {
+                                headers
+                                    .iter()
+                                    .map(|h| {
+                                        (
+                                            h.key.to_owned(),
+                                            String::from_utf8_lossy(h.value.unwrap_or_default())
+                                                .into_owned(),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        let received = Received {
+                            partition: message.partition(),
+                            key: String::from_utf8_lossy(message.key().unwrap_or_default())
+                                .into_owned(),
+                            value: serde_json::from_slice(message.payload().unwrap_or_default())
+                                .unwrap_or(Value::Null),
+                            headers,
+                        };
+                        if tx.send(received).is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(error)) => eprintln!("consumer error: {error}"),
+                    None => {}
+                }
+            }
+        });
+        let mut received = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while let Ok(Some(message)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            received.push(message);
+            if until(&received) {
+                break;
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(rx);
+        let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+        received
+    }
+
+    /// Stops the service and the relays and drops the database.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+        }
+        self.pool.close().await;
+        if let Ok(mut admin) = PgConnection::connect(&admin_database_url()).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.database
+            ))
+            .execute(&mut admin)
+            .await;
+        }
+    }
+}
+
+fn database_url(database: &str) -> String {
+    let admin = admin_database_url();
+    match admin.rfind('/') {
+        Some(slash) => format!("{}/{database}", &admin[..slash]),
+        None => format!("postgres://postgres@127.0.0.1:5432/{database}"),
+    }
+}
+
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Creates a topic through the Kafka admin API.
+pub(crate) async fn create_topic(topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin client");
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create topic");
+    for result in results {
+        result.expect("topic created");
+    }
+}
