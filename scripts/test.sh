@@ -48,6 +48,7 @@ set -e
 if ((status != 0)); then
     log "cargo test failed (status ${status}); last lines of the broker log ${BROKER_LOG}:"
     tail -n 50 "$BROKER_LOG" >&2 || true
+    echo >&2 # the log may not end with a newline
     if ! kill -0 "$BROKER_PID" 2>/dev/null; then
         log "note: the tansu broker (pid ${BROKER_PID}) is no longer running"
     fi

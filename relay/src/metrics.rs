@@ -17,7 +17,8 @@ pub struct RelayMetrics {
     pub oldest_age: Gauge,
     pub publish_latency: Histogram,
     pub batch_size: Histogram,
-    pub lock_held: IntGauge,
+    pub owned_partitions: IntGauge,
+    pub parked: IntGauge,
     ready: AtomicBool,
 }
 
@@ -54,17 +55,16 @@ impl RelayMetrics {
                 1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
             ]),
         )?;
-        let lock_held = IntGauge::new(
-            "relay_active",
-            "1 while this relay holds the publishing lock, else 0",
-        )?;
+        let owned_partitions = IntGauge::new("relay_owned_partitions", "Outbox partitions this relay publishes")?;
+        let parked = IntGauge::new("relay_parked", "Outbox rows parked after too many failed attempts")?;
         registry.register(Box::new(published.clone()))?;
         registry.register(Box::new(failures.clone()))?;
         registry.register(Box::new(backlog.clone()))?;
         registry.register(Box::new(oldest_age.clone()))?;
         registry.register(Box::new(publish_latency.clone()))?;
         registry.register(Box::new(batch_size.clone()))?;
-        registry.register(Box::new(lock_held.clone()))?;
+        registry.register(Box::new(owned_partitions.clone()))?;
+        registry.register(Box::new(parked.clone()))?;
         Ok(Self {
             registry,
             published,
@@ -73,7 +73,8 @@ impl RelayMetrics {
             oldest_age,
             publish_latency,
             batch_size,
-            lock_held,
+            owned_partitions,
+            parked,
             ready: AtomicBool::new(false),
         })
     }

@@ -1,42 +1,63 @@
-//! Every SQL statement the relay runs on the `outbox` table.
+//! Every SQL statement the relay runs on `outbox`, `outbox_dead_letters` and
+//! `relay_members`.
 
 use adapters::kafka::OutgoingEvent;
+use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
 
-/// The advisory lock key of the relays (`hashtext('outbox-relay')` would do as well;
-/// a constant keeps it visible in `pg_locks`).
-pub const RELAY_LOCK_KEY: i64 = 0x6f75_7462_6f78; // "outbox"
+/// How many partitions the outbox is split into (fixed by the migration's expression).
+pub const PARTITIONS: i32 = 64;
 
-/// One outbox row.
+/// First key of the relays' two-key advisory locks; the second is the partition.
+pub const LOCK_CLASS: i32 = 0x6f62_7872; // "obxr"
+
+/// One outbox row due for publishing.
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
     pub id: i64,
+    pub partition: i32,
+    pub attempts: i32,
     pub event: OutgoingEvent,
-    /// When the row was written (≈ when its transaction ran), for the latency metric.
-    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When the row was written (≈ when its transaction committed), for the latency metric.
+    pub created_at: DateTime<Utc>,
 }
 
-/// Takes the relays' lock for the rest of the transaction; `false` when another relay
-/// holds it.
+/// Takes the advisory lock of each of `partitions` that no other relay holds, for the
+/// rest of the transaction; returns the ones taken.
 ///
 /// # Errors
 /// When the database fails.
-pub async fn try_lock(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(RELAY_LOCK_KEY)
-        .fetch_one(conn)
+pub async fn lock_partitions(conn: &mut PgConnection, partitions: &[i32]) -> Result<Vec<i32>, sqlx::Error> {
+    sqlx::query_scalar("SELECT p FROM unnest($1::int[]) AS p WHERE pg_try_advisory_xact_lock($2, p) ORDER BY p")
+        .bind(partitions)
+        .bind(LOCK_CLASS)
+        .fetch_all(conn)
         .await
 }
 
-/// The oldest `limit` rows, in `id` order.
+/// The oldest due rows of `partitions`, in `id` order. A row is due unless it is parked
+/// or waiting for its next attempt, and unless an earlier row of the same order is
+/// parked or waiting (its successors are held back so no consumer sees a gap).
 ///
 /// # Errors
 /// When the database fails.
-pub async fn oldest(conn: &mut PgConnection, limit: u32) -> Result<Vec<OutboxRow>, sqlx::Error> {
+pub async fn due(conn: &mut PgConnection, partitions: &[i32], limit: u32) -> Result<Vec<OutboxRow>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT id, event_id, aggregate_id, event_type, message, occurred_at, traceparent, created_at \
-         FROM outbox ORDER BY id LIMIT $1",
+        "SELECT o.id, o.partition, o.attempts, o.event_id, o.aggregate_id, o.event_type, o.message, \
+                o.occurred_at, o.traceparent, o.created_at \
+         FROM outbox o \
+         WHERE o.partition = ANY($1) \
+           AND o.parked_at IS NULL \
+           AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= clock_timestamp()) \
+           AND NOT EXISTS ( \
+               SELECT 1 FROM outbox b \
+               WHERE b.attempts > 0 AND b.aggregate_id = o.aggregate_id AND b.id < o.id \
+                 AND (b.parked_at IS NOT NULL OR b.next_attempt_at > clock_timestamp())) \
+         ORDER BY o.id \
+         LIMIT $2",
     )
+    .bind(partitions)
     .bind(i64::from(limit))
     .fetch_all(conn)
     .await?;
@@ -44,6 +65,8 @@ pub async fn oldest(conn: &mut PgConnection, limit: u32) -> Result<Vec<OutboxRow
         .into_iter()
         .map(|row| OutboxRow {
             id: row.get("id"),
+            partition: row.get("partition"),
+            attempts: row.get("attempts"),
             created_at: row.get("created_at"),
             event: OutgoingEvent {
                 event_id: row.get("event_id"),
@@ -62,24 +85,267 @@ pub async fn oldest(conn: &mut PgConnection, limit: u32) -> Result<Vec<OutboxRow
 /// # Errors
 /// When the database fails.
 pub async fn delete(conn: &mut PgConnection, ids: &[i64]) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
-        .bind(ids)
-        .execute(conn)
-        .await?;
+    let done = sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(ids).execute(conn).await?;
     Ok(done.rows_affected())
 }
 
-/// Rows waiting, and the age in seconds of the oldest (0 when none).
+/// Records a failed attempt: the row waits `retry_in_ms`, or is parked when it has
+/// used up `max_attempts`.
 ///
 /// # Errors
 /// When the database fails.
-pub async fn backlog(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
+pub async fn record_failure(
+    conn: &mut PgConnection,
+    id: i64,
+    error: &str,
+    retry_in_ms: i64,
+    max_attempts: i32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = $2, \
+             next_attempt_at = clock_timestamp() + make_interval(secs => $3::float8 / 1000), \
+             parked_at = CASE WHEN attempts + 1 >= $4 THEN clock_timestamp() END \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(retry_in_ms as f64)
+    .bind(max_attempts)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Backlog figures for `/metrics`: rows waiting, age of the oldest in seconds, parked rows.
+///
+/// # Errors
+/// When the database fails.
+pub async fn backlog(pool: &PgPool) -> Result<(i64, f64, i64), sqlx::Error> {
     let row = sqlx::query(
         "SELECT count(*) AS waiting, \
-                COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at)), 0)::float8 AS oldest_age \
+                COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at)), 0)::float8 AS oldest_age, \
+                count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked \
          FROM outbox",
     )
     .fetch_one(pool)
     .await?;
-    Ok((row.get("waiting"), row.get("oldest_age")))
+    Ok((row.get("waiting"), row.get("oldest_age"), row.get("parked")))
+}
+
+/// Backlog of one partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionBacklog {
+    pub partition: i32,
+    pub waiting: i64,
+    pub oldest_age_seconds: f64,
+}
+
+/// Rows waiting per partition (partitions with none are left out).
+///
+/// # Errors
+/// When the database fails.
+pub async fn backlog_by_partition(pool: &PgPool) -> Result<Vec<PartitionBacklog>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT partition, count(*) AS waiting, \
+                EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8 AS oldest_age \
+         FROM outbox GROUP BY partition ORDER BY partition",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| PartitionBacklog {
+            partition: row.get("partition"),
+            waiting: row.get("waiting"),
+            oldest_age_seconds: row.get("oldest_age"),
+        })
+        .collect())
+}
+
+/// A parked row, as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedRow {
+    pub id: i64,
+    pub event_id: Uuid,
+    pub aggregate_id: Uuid,
+    pub version: i64,
+    pub event_type: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub parked_at: DateTime<Utc>,
+}
+
+/// Every parked row, oldest first.
+///
+/// # Errors
+/// When the database fails.
+pub async fn parked(pool: &PgPool) -> Result<Vec<ParkedRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, event_id, aggregate_id, version, event_type, attempts, last_error, parked_at \
+         FROM outbox WHERE parked_at IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| ParkedRow {
+            id: row.get("id"),
+            event_id: row.get("event_id"),
+            aggregate_id: row.get("aggregate_id"),
+            version: row.get("version"),
+            event_type: row.get("event_type"),
+            attempts: row.get("attempts"),
+            last_error: row.get("last_error"),
+            parked_at: row.get("parked_at"),
+        })
+        .collect())
+}
+
+/// Which parked rows an operator command applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParkedSelection {
+    All,
+    Row(i64),
+    Order(Uuid),
+}
+
+impl ParkedSelection {
+    fn bind(self) -> (Option<i64>, Option<Uuid>) {
+        match self {
+            Self::All => (None, None),
+            Self::Row(id) => (Some(id), None),
+            Self::Order(order) => (None, Some(order)),
+        }
+    }
+}
+
+/// Makes parked rows due again, with a fresh count of attempts.
+///
+/// # Errors
+/// When the database fails.
+pub async fn retry_parked(pool: &PgPool, selection: ParkedSelection) -> Result<u64, sqlx::Error> {
+    let (id, order) = selection.bind();
+    let done = sqlx::query(
+        "UPDATE outbox SET parked_at = NULL, attempts = 0, next_attempt_at = NULL, last_error = NULL \
+         WHERE parked_at IS NOT NULL AND ($1::bigint IS NULL OR id = $1) AND ($2::uuid IS NULL OR aggregate_id = $2)",
+    )
+    .bind(id)
+    .bind(order)
+    .execute(pool)
+    .await?;
+    if done.rows_affected() > 0 {
+        sqlx::query("NOTIFY outbox").execute(pool).await?;
+    }
+    Ok(done.rows_affected())
+}
+
+/// Moves parked rows to `outbox_dead_letters`: they will never be published, and the
+/// later rows of their orders flow again.
+///
+/// # Errors
+/// When the database fails.
+pub async fn skip_parked(pool: &PgPool, selection: ParkedSelection) -> Result<u64, sqlx::Error> {
+    let (id, order) = selection.bind();
+    let done = sqlx::query(
+        "WITH skipped AS ( \
+             DELETE FROM outbox \
+             WHERE parked_at IS NOT NULL AND ($1::bigint IS NULL OR id = $1) AND ($2::uuid IS NULL OR aggregate_id = $2) \
+             RETURNING id, event_id, aggregate_id, version, event_type, message, attempts, last_error, created_at) \
+         INSERT INTO outbox_dead_letters (id, event_id, aggregate_id, version, event_type, message, attempts, last_error, created_at) \
+         SELECT id, event_id, aggregate_id, version, event_type, message, attempts, last_error, created_at FROM skipped",
+    )
+    .bind(id)
+    .bind(order)
+    .execute(pool)
+    .await?;
+    if done.rows_affected() > 0 {
+        sqlx::query("NOTIFY outbox").execute(pool).await?;
+    }
+    Ok(done.rows_affected())
+}
+
+/// Refreshes this relay's heartbeat (registering it when new) and returns the live
+/// members (seen within `ttl_ms`), sorted by id.
+///
+/// # Errors
+/// When the database fails.
+pub async fn heartbeat(pool: &PgPool, relay_id: Uuid, host: &str, ttl_ms: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO relay_members (relay_id, host) VALUES ($1, $2) \
+         ON CONFLICT (relay_id) DO UPDATE SET heartbeat_at = clock_timestamp()",
+    )
+    .bind(relay_id)
+    .bind(host)
+    .execute(pool)
+    .await?;
+    sqlx::query("DELETE FROM relay_members WHERE heartbeat_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000 * 10)")
+        .bind(ttl_ms as f64)
+        .execute(pool)
+        .await?;
+    live_members(pool, ttl_ms).await.map(|members| members.into_iter().map(|m| m.relay_id).collect())
+}
+
+/// A relay that has a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub relay_id: Uuid,
+    pub host: String,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+}
+
+/// The relays seen within `ttl_ms`, sorted by id.
+///
+/// # Errors
+/// When the database fails.
+pub async fn live_members(pool: &PgPool, ttl_ms: i64) -> Result<Vec<Member>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT relay_id, host, started_at, heartbeat_at FROM relay_members \
+         WHERE heartbeat_at >= clock_timestamp() - make_interval(secs => $1::float8 / 1000) ORDER BY relay_id",
+    )
+    .bind(ttl_ms as f64)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Member {
+            relay_id: row.get("relay_id"),
+            host: row.get("host"),
+            started_at: row.get("started_at"),
+            heartbeat_at: row.get("heartbeat_at"),
+        })
+        .collect())
+}
+
+/// Removes this relay from the members (on a clean stop), so the others take its
+/// partitions at once.
+///
+/// # Errors
+/// When the database fails.
+pub async fn leave(pool: &PgPool, relay_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM relay_members WHERE relay_id = $1").bind(relay_id).execute(pool).await?;
+    Ok(())
+}
+
+/// The partitions member `index` of `count` live members publishes: every
+/// `count`-th partition from `index`. All relays compute the same split.
+pub fn assigned_partitions(index: usize, count: usize) -> Vec<i32> {
+    let count = count.max(1);
+    (0..PARTITIONS).filter(|p| *p as usize % count == index % count).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partitions_are_split_without_overlap_or_gap() {
+        for count in 1..=7 {
+            let mut all: Vec<i32> = (0..count).flat_map(|i| assigned_partitions(i, count)).collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..PARTITIONS).collect::<Vec<_>>());
+            let sizes: Vec<usize> = (0..count).map(|i| assigned_partitions(i, count).len()).collect();
+            assert!(sizes.iter().max().unwrap_or(&0) - sizes.iter().min().unwrap_or(&0) <= 1, "{sizes:?}");
+        }
+    }
 }

@@ -1,93 +1,151 @@
-//! The publishing loop.
+//! The publishing loop: membership, wake-ups, and one cycle at a time.
 
+use std::collections::HashSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use adapters::kafka::KafkaPublisher;
 use chrono::Utc;
 use rand::Rng;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use sqlx::postgres::PgListener;
 use sqlx::PgPool;
+use tokio::sync::Notify;
+use uuid::Uuid;
 
 use crate::metrics::RelayMetrics;
-use crate::outbox;
+use crate::outbox::{self, OutboxRow};
 
-/// How the loop paces itself.
+/// How the loop paces itself and when it gives up on a row.
 #[derive(Debug, Clone, Copy)]
 pub struct RelaySettings {
+    /// Most rows per cycle.
     pub batch_size: u32,
+    /// How often an idle relay looks for rows when no notification woke it.
     pub poll_interval: Duration,
+    /// Cap of the back-off after failed cycles.
     pub max_backoff: Duration,
+    /// Attempts of a poison row before it is parked.
+    pub max_attempts: i32,
+    /// A relay whose heartbeat is older is dead; its partitions are taken over.
+    pub member_ttl: Duration,
+    /// Test hook: pause at a phase of every cycle, so a test can kill the relay there.
+    pub fault_pause: Option<(FaultPhase, Duration)>,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 1000,
+            poll_interval: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+            max_attempts: 5,
+            member_ttl: Duration::from_secs(5),
+            fault_pause: None,
+        }
+    }
+}
+
+/// Where a fault-injection pause happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPhase {
+    /// Every message of the batch is queued on the producer, none awaited yet.
+    AfterProduce,
+    /// Every acknowledgment arrived; the rows are not deleted yet.
+    AfterAck,
 }
 
 /// What one cycle did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cycle {
-    /// Another relay holds the lock; this one stands by.
+    /// This relay publishes no partition right now (others hold them all).
     Standby,
-    /// Published and deleted this many rows.
-    Published(usize),
+    /// Published and deleted this many rows; `full` when the batch was full.
+    Published { rows: usize, full: bool },
 }
 
-/// Why a cycle failed; its rows stay in the outbox and are retried.
+/// Why a cycle failed; its unpublished rows stay in the outbox and are retried.
 #[derive(Debug, thiserror::Error)]
 pub enum CycleError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("the producer refused event {event_id}: {error}")]
-    Produce {
-        event_id: uuid::Uuid,
-        error: rdkafka::error::KafkaError,
-    },
     #[error("event {event_id} was not acknowledged: {error}")]
-    Delivery {
-        event_id: uuid::Uuid,
-        error: rdkafka::error::KafkaError,
-    },
+    Delivery { event_id: Uuid, error: KafkaError },
 }
 
 impl CycleError {
     fn kind(&self) -> &'static str {
         match self {
             Self::Database(_) => "database",
-            Self::Produce { .. } => "produce",
             Self::Delivery { .. } => "delivery",
         }
     }
 }
 
-/// The relay: a pool, a producer, metrics.
+/// Whether an error means this message can never be published (as opposed to the
+/// broker being unreachable or slow, which every message suffers alike).
+fn is_poison(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::BadMessage
+        )
+    )
+}
+
+/// The relay: a pool, a producer, metrics, and its share of the partitions.
 #[derive(Debug, Clone)]
 pub struct Relay {
+    id: Uuid,
     pool: PgPool,
     publisher: KafkaPublisher,
     metrics: Arc<RelayMetrics>,
     settings: RelaySettings,
+    partitions: Arc<RwLock<Vec<i32>>>,
+    wake: Arc<Notify>,
 }
 
 impl Relay {
-    pub fn new(
-        pool: PgPool,
-        publisher: KafkaPublisher,
-        metrics: Arc<RelayMetrics>,
-        settings: RelaySettings,
-    ) -> Self {
+    pub fn new(pool: PgPool, publisher: KafkaPublisher, metrics: Arc<RelayMetrics>, settings: RelaySettings) -> Self {
         Self {
+            id: Uuid::now_v7(),
             pool,
             publisher,
             metrics,
             settings,
+            partitions: Arc::new(RwLock::new(Vec::new())),
+            wake: Arc::new(Notify::new()),
         }
     }
 
-    /// Runs cycles until `shutdown` resolves. A cycle in progress is finished (its
-    /// rows are published and deleted, or left for the next run) before returning.
+    /// This relay's member id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The partitions this relay publishes now.
+    pub fn partitions(&self) -> Vec<i32> {
+        self.partitions.read().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Runs until `shutdown` resolves: a membership task, a `LISTEN outbox` task, and
+    /// the cycles. A cycle in progress is finished before returning (its rows are
+    /// published and deleted, or left for the next run), then the relay leaves the
+    /// membership so the others take its partitions at once.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        let membership = tokio::spawn(self.clone().keep_membership());
+        let listener = tokio::spawn(listen(self.pool.clone(), self.wake.clone()));
+        self.refresh_membership().await;
         tokio::pin!(shutdown);
         let mut failures: u32 = 0;
         loop {
             let pause = match self.cycle().await {
-                Ok(Cycle::Published(n)) if n as u64 >= u64::from(self.settings.batch_size) => {
+                Ok(Cycle::Published { full: true, .. }) => {
                     failures = 0;
                     Duration::ZERO
                 }
@@ -97,13 +155,11 @@ impl Relay {
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    self.metrics
-                        .failures
-                        .with_label_values(&[error.kind()])
-                        .inc();
+                    self.metrics.failures.with_label_values(&[error.kind()]).inc();
                     self.metrics.set_ready(false);
                     let pause = backoff(failures, self.settings.max_backoff);
-                    tracing::warn!(%error, attempt = failures, retry_in_ms = pause.as_millis() as u64, "relay cycle failed; rows kept for retry");
+                    tracing::warn!(%error, attempt = failures, retry_in_ms = pause.as_millis() as u64,
+                        "relay cycle failed; unpublished rows are kept for retry");
                     pause
                 }
             };
@@ -111,116 +167,219 @@ impl Relay {
                 biased;
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(pause) => {}
+                () = self.wake.notified(), if failures == 0 => {}
             }
         }
+        membership.abort();
+        listener.abort();
+        if let Err(error) = outbox::leave(&self.pool, self.id).await {
+            tracing::warn!(%error, "could not leave the relay membership; others take over after its time-out");
+        }
         self.metrics.set_ready(false);
-        self.metrics.lock_held.set(0);
+        self.metrics.owned_partitions.set(0);
     }
 
-    /// One cycle: lock, read, publish, await acknowledgments, delete, commit.
+    async fn keep_membership(self) {
+        let every = (self.settings.member_ttl / 5).max(Duration::from_millis(100));
+        loop {
+            tokio::time::sleep(every).await;
+            self.refresh_membership().await;
+        }
+    }
+
+    async fn refresh_membership(&self) {
+        let ttl = i64::try_from(self.settings.member_ttl.as_millis()).unwrap_or(i64::MAX);
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| format!("pid-{}", std::process::id()));
+        match outbox::heartbeat(&self.pool, self.id, &host, ttl).await {
+            Ok(members) => {
+                let index = members.iter().position(|m| *m == self.id).unwrap_or(0);
+                let mine = outbox::assigned_partitions(index, members.len());
+                self.metrics.owned_partitions.set(mine.len() as i64);
+                let changed = {
+                    let mut current = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+                    let changed = *current != mine;
+                    *current = mine;
+                    changed
+                };
+                if changed {
+                    tracing::info!(members = members.len(), partitions = ?self.partitions(), "relay partitions assigned");
+                    self.wake.notify_one();
+                }
+            }
+            Err(error) => tracing::warn!(%error, "relay heartbeat failed"),
+        }
+    }
+
+    /// One cycle, in one transaction: lock this relay's partitions, read their due
+    /// rows, produce them all, await the acknowledgments, delete what was acknowledged,
+    /// record failures, commit.
     ///
     /// # Errors
-    /// [`CycleError`] when the database or the broker failed; the acknowledged prefix of
-    /// the batch was deleted only if the error came after it and the commit succeeded.
+    /// [`CycleError`] when the database failed (nothing of the cycle was committed) or
+    /// the broker did not acknowledge a message (the acknowledged rows before it were
+    /// deleted; the rest stay).
     #[tracing::instrument(skip_all, err)]
     pub async fn cycle(&self) -> Result<Cycle, CycleError> {
-        let mut tx = self.pool.begin().await?;
-        if !outbox::try_lock(&mut tx).await? {
-            tx.commit().await?;
-            self.metrics.lock_held.set(0);
+        let mine = self.partitions();
+        if mine.is_empty() {
             self.metrics.set_ready(true);
             return Ok(Cycle::Standby);
         }
-        self.metrics.lock_held.set(1);
-        let rows = outbox::oldest(&mut tx, self.settings.batch_size).await?;
+        let mut tx = self.pool.begin().await?;
+        let locked = outbox::lock_partitions(&mut tx, &mine).await?;
+        if locked.is_empty() {
+            tx.commit().await?;
+            self.metrics.set_ready(true);
+            return Ok(Cycle::Standby);
+        }
+        let rows = outbox::due(&mut tx, &locked, self.settings.batch_size).await?;
         if rows.is_empty() {
             tx.commit().await?;
             self.refresh_backlog().await;
             self.metrics.set_ready(true);
-            return Ok(Cycle::Published(0));
+            return Ok(Cycle::Published { rows: 0, full: false });
         }
+        let full = rows.len() as u64 >= u64::from(self.settings.batch_size);
 
-        // Queue everything first (pipelining), stopping at the first refusal so no row
-        // after a failed one is sent ahead of it.
+        // Queue everything (pipelining). Once a row of an order fails, the order's later
+        // rows are not sent in this cycle, so they can never overtake it.
+        let mut blocked: HashSet<Uuid> = HashSet::new();
+        let mut poison: Vec<(&OutboxRow, String)> = Vec::new();
         let mut pending = Vec::with_capacity(rows.len());
-        let mut failure = None;
         for row in &rows {
+            if blocked.contains(&row.event.aggregate_id) {
+                continue;
+            }
+            if serde_json::from_str::<serde::de::IgnoredAny>(&row.event.value).is_err() {
+                blocked.insert(row.event.aggregate_id);
+                poison.push((row, "the outbox message is not valid JSON".to_owned()));
+                continue;
+            }
             match self.publisher.enqueue(&row.event) {
                 Ok(delivery) => pending.push((row, delivery)),
+                Err(error) if is_poison(&error) => {
+                    blocked.insert(row.event.aggregate_id);
+                    poison.push((row, error.to_string()));
+                }
                 Err(error) => {
-                    failure = Some(CycleError::Produce {
-                        event_id: row.event.event_id,
-                        error,
-                    });
+                    // Queue full or producer trouble: send the rest next cycle.
+                    tracing::debug!(%error, "producer refused a message; the rest of the batch waits");
                     break;
                 }
             }
         }
-        // Await the acknowledgments in order; keep the acknowledged prefix.
+        self.pause_for_fault(FaultPhase::AfterProduce).await;
+
         let mut acknowledged = Vec::with_capacity(pending.len());
+        let mut failed: HashSet<Uuid> = blocked.clone();
+        let mut transient = None;
         for (row, delivery) in pending {
             let outcome = match delivery.await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err((error, _))) => Err(error),
-                Err(_canceled) => Err(rdkafka::error::KafkaError::Canceled),
+                Err(_canceled) => Err(KafkaError::Canceled),
             };
             match outcome {
-                Ok(()) if failure.is_none() => acknowledged.push(row),
+                // A row is done only if no earlier row of its order failed in this cycle.
+                Ok(()) if !failed.contains(&row.event.aggregate_id) => acknowledged.push(row),
                 Ok(()) => {}
                 Err(error) => {
-                    if failure.is_none() {
-                        failure = Some(CycleError::Delivery {
-                            event_id: row.event.event_id,
-                            error,
-                        });
+                    failed.insert(row.event.aggregate_id);
+                    if is_poison(&error) {
+                        poison.push((row, error.to_string()));
+                    } else if transient.is_none() {
+                        transient = Some(CycleError::Delivery { event_id: row.event.event_id, error });
                     }
                 }
             }
         }
+        self.pause_for_fault(FaultPhase::AfterAck).await;
+
         let acked_at = Utc::now();
         if !acknowledged.is_empty() {
             let ids: Vec<i64> = acknowledged.iter().map(|row| row.id).collect();
             outbox::delete(&mut tx, &ids).await?;
         }
+        for (row, error) in &poison {
+            let retry_in = backoff(u32::try_from(row.attempts + 1).unwrap_or(1), self.settings.max_backoff);
+            outbox::record_failure(&mut tx, row.id, error, retry_in.as_millis() as i64, self.settings.max_attempts)
+                .await?;
+            let parked = row.attempts + 1 >= self.settings.max_attempts;
+            tracing::error!(
+                event_id = %row.event.event_id, order_id = %row.event.aggregate_id, outbox_id = row.id,
+                attempt = row.attempts + 1, parked, error = %error,
+                "event cannot be published; the order's later events are held back"
+            );
+            self.metrics.failures.with_label_values(&[if parked { "parked" } else { "poison" }]).inc();
+        }
         tx.commit().await?;
+
         for row in &acknowledged {
-            let latency = (acked_at - row.created_at)
-                .num_microseconds()
-                .unwrap_or(0)
-                .max(0);
+            let latency = (acked_at - row.created_at).num_microseconds().unwrap_or(0).max(0);
             self.metrics.publish_latency.observe(latency as f64 / 1e6);
         }
         self.metrics.published.inc_by(acknowledged.len() as u64);
         self.metrics.batch_size.observe(acknowledged.len() as f64);
-        match failure {
-            Some(error) => Err(error),
-            None => {
-                self.metrics.set_ready(true);
-                if acknowledged.len() < rows.len()
-                    || (acknowledged.len() as u64) < u64::from(self.settings.batch_size)
-                {
-                    self.refresh_backlog().await;
-                }
-                Ok(Cycle::Published(acknowledged.len()))
+        if let Some(error) = transient {
+            return Err(error);
+        }
+        self.metrics.set_ready(true);
+        if !full {
+            self.refresh_backlog().await;
+        }
+        Ok(Cycle::Published { rows: acknowledged.len(), full })
+    }
+
+    async fn pause_for_fault(&self, phase: FaultPhase) {
+        if let Some((at, pause)) = self.settings.fault_pause {
+            if at == phase {
+                tracing::warn!(?phase, pause_ms = pause.as_millis() as u64, "fault-injection pause");
+                tokio::time::sleep(pause).await;
             }
         }
     }
 
     async fn refresh_backlog(&self) {
-        if let Ok((waiting, oldest_age)) = outbox::backlog(&self.pool).await {
+        if let Ok((waiting, oldest_age, parked)) = outbox::backlog(&self.pool).await {
             self.metrics.backlog.set(waiting);
             self.metrics.oldest_age.set(oldest_age);
+            self.metrics.parked.set(parked);
         }
     }
 }
 
-/// Exponential back-off from 100 ms, doubled per failure, capped, with full jitter
-/// in its upper half (so several relays do not retry in step).
+/// Wakes the loop on every `NOTIFY outbox` (sent by the outbox insert trigger when its
+/// transaction commits). Reconnects after a failure; the poll interval covers the gap.
+async fn listen(pool: PgPool, wake: Arc<Notify>) {
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if let Err(error) = listener.listen("outbox").await {
+                    tracing::warn!(%error, "LISTEN outbox failed");
+                } else {
+                    loop {
+                        match listener.recv().await {
+                            Ok(_) => wake.notify_one(),
+                            Err(error) => {
+                                tracing::warn!(%error, "LISTEN connection lost; reconnecting");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::debug!(%error, "cannot LISTEN for outbox inserts yet"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        wake.notify_one();
+    }
+}
+
+/// Exponential back-off from 100 ms, doubled per failure, capped, with jitter in its
+/// upper half (so several relays do not retry in step).
 pub fn backoff(failures: u32, cap: Duration) -> Duration {
     let exponent = failures.saturating_sub(1).min(16);
-    let base = Duration::from_millis(100)
-        .saturating_mul(1 << exponent)
-        .min(cap);
+    let base = Duration::from_millis(100).saturating_mul(1 << exponent).min(cap);
     let half = base / 2;
     let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
     half + Duration::from_millis(jitter)
@@ -237,10 +396,18 @@ mod tests {
             let pause = backoff(failures, cap);
             assert!(pause <= cap, "{pause:?}");
             let exponent = failures.saturating_sub(1).min(16);
-            let base = Duration::from_millis(100)
-                .saturating_mul(1 << exponent)
-                .min(cap);
+            let base = Duration::from_millis(100).saturating_mul(1 << exponent).min(cap);
             assert!(pause >= base / 2, "{pause:?} < half of {base:?}");
         }
+    }
+
+    #[test]
+    fn only_message_errors_are_poison() {
+        let too_large = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        let timed_out = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        let down = KafkaError::MessageProduction(RDKafkaErrorCode::AllBrokersDown);
+        assert!(is_poison(&too_large));
+        assert!(!is_poison(&timed_out));
+        assert!(!is_poison(&down));
     }
 }

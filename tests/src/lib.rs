@@ -1,1 +1,12 @@
-//! End-to-end tests live in `tests/e2e/`; this library is empty.
+//! Test support for the end-to-end suite and the benchmarks: a whole running system
+//! (fresh database, fresh topic, the real `order-service` HTTP app and `outbox-relay`
+//! loops) and a Kafka consumer that reads the topic back.
+//!
+//! # Layout
+//! - [`system`]: [`System`], started per test, and the topic helpers.
+//! - `tests/e2e/`: the end-to-end tests (one binary).
+//! - `benches/pipeline.rs`: throughput figures (`scripts/bench.sh`).
+
+pub mod system;
+
+pub use system::{brokers, create_topic, Received, System};

@@ -13,11 +13,24 @@ use super::AppState;
 use application::{CommandContext, IdempotencyRequest};
 use uuid::Uuid;
 
-/// A JSON request body, parsed, with its raw bytes (for the idempotency fingerprint).
+/// A JSON request body: framing checked (413, 415, 400), its raw bytes kept for the
+/// idempotency fingerprint. Its shape is checked by [`JsonBody::value`], which handlers
+/// call after the path and headers, so that a malformed parameter (400) answers before
+/// an invalid field (422), as API.md orders the checks.
 #[derive(Debug)]
 pub(super) struct JsonBody<T> {
-    pub value: T,
     pub raw: Bytes,
+    shape: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> JsonBody<T> {
+    /// The body as `T`.
+    ///
+    /// # Errors
+    /// 422 naming the field whose value has the wrong shape.
+    pub(super) fn value(&self) -> Result<T, ApiError> {
+        parse_json(&self.raw)
+    }
 }
 
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
@@ -40,18 +53,24 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         if declared.is_some_and(|length| length > limit as u64) {
             return Err(too_large());
         }
-        if !is_json(request.headers()) {
+        // Read (at most `limit` bytes) before looking at the type, so that a body
+        // without Content-Length that is both too large and not JSON answers 413.
+        let json = is_json(request.headers());
+        let raw = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|_| too_large())?;
+        if !json {
             return Err(ApiError::new(
                 axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "the body must be application/json",
             ));
         }
-        let raw = axum::body::to_bytes(request.into_body(), limit)
-            .await
-            .map_err(|_| too_large())?;
-        let value = parse_json(&raw)?;
-        Ok(Self { value, raw })
+        check_syntax(&raw)?;
+        Ok(Self {
+            raw,
+            shape: std::marker::PhantomData,
+        })
     }
 }
 
@@ -64,8 +83,18 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// 400 unless `raw` is one well-formed JSON value (whatever its shape).
+fn check_syntax(raw: &[u8]) -> Result<(), ApiError> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(raw)
+        .map(drop)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
+}
+
 /// Parses JSON: a syntax error is 400, a value of the wrong shape is 422 naming its path.
+/// The syntax of the whole body is checked first, so invalid JSON is 400 even when
+/// what precedes the error has the wrong shape.
 pub(super) fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    check_syntax(raw)?;
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -268,6 +297,8 @@ mod tests {
         }
         assert_eq!(parse_json::<Body>(b"{").unwrap_err().status, 400);
         assert_eq!(parse_json::<Body>(b"{} trailing").unwrap_err().status, 400);
+        let shape_then_syntax = parse_json::<Body>(br#"{"items":[{"quantity":-1}]} x"#);
+        assert_eq!(shape_then_syntax.unwrap_err().status, 400);
         let shape = parse_json::<Body>(br#"{"items":[{"quantity":-1}]}"#).unwrap_err();
         assert_eq!(shape.status, 422);
         assert_eq!(shape.errors[0].field, "items[0].quantity");

@@ -120,7 +120,7 @@ pub(super) async fn create_order(
     body: JsonBody<CreateOrderRequest>,
 ) -> Answer {
     let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
-    let command = body.value.try_into_domain()?;
+    let command = body.value()?.try_into_domain()?;
     let outcome = state.commands.place(&ctx, command).await?;
     Ok(ack(StatusCode::CREATED, outcome))
 }
@@ -136,7 +136,7 @@ pub(super) async fn add_item(
 ) -> Answer {
     let id = order_id(path)?;
     let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
-    let line = body.value.try_into_domain()?;
+    let line = body.value()?.try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
         state.commands.add_item(&ctx, id, line).await?,
@@ -174,7 +174,7 @@ pub(super) async fn change_delivery_address(
 ) -> Answer {
     let id = order_id(path)?;
     let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
-    let address = body.value.try_into_domain()?;
+    let address = body.value()?.try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
         state
@@ -195,7 +195,7 @@ pub(super) async fn pay(
 ) -> Answer {
     let id = order_id(path)?;
     let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
-    let (payment_id, amount, payment_method) = body.value.try_into_domain()?;
+    let (payment_id, amount, payment_method) = body.value()?.try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
         state
@@ -216,7 +216,7 @@ pub(super) async fn ship(
 ) -> Answer {
     let id = order_id(path)?;
     let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
-    let (tracking, carrier) = body.value.try_into_domain()?;
+    let (tracking, carrier) = body.value()?.try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
         state.commands.ship(&ctx, id, tracking, carrier).await?,
@@ -234,7 +234,7 @@ pub(super) async fn cancel(
 ) -> Answer {
     let id = order_id(path)?;
     let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
-    let reason = body.value.try_into_domain()?;
+    let reason = body.value()?.try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
         state.commands.cancel(&ctx, id, reason).await?,

@@ -1,6 +1,8 @@
 //! PostgreSQL: connection pool, migrations and the event store.
 
 mod event_store;
+pub mod outbox;
+pub mod replay;
 
 use std::time::Duration;
 

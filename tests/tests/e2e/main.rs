@@ -3,14 +3,12 @@
 //!
 //! Run with `scripts/test.sh` (it starts the broker and sets `KAFKA_BROKERS`).
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::{Received, System};
+use e2e::{Received, System};
 use uuid::Uuid;
 
 fn new_order(customer: &str) -> Value {

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 /// The broker the suite runs against (`scripts/test.sh` starts one and sets this).
-pub(crate) fn brokers() -> String {
+pub fn brokers() -> String {
     std::env::var("KAFKA_BROKERS").expect(
         "KAFKA_BROKERS is not set: run the suite with scripts/test.sh, which starts PostgreSQL and a broker",
     )
@@ -33,19 +33,20 @@ fn admin_database_url() -> String {
 
 /// A message read back from the topic.
 #[derive(Debug, Clone)]
-pub(crate) struct Received {
-    pub(crate) partition: i32,
-    pub(crate) key: String,
-    pub(crate) value: Value,
-    pub(crate) headers: HashMap<String, String>,
+pub struct Received {
+    pub partition: i32,
+    pub key: String,
+    pub value: Value,
+    pub headers: HashMap<String, String>,
 }
 
 /// One system under test. Dropping it does not clean up; call [`System::stop`].
-pub(crate) struct System {
-    pub(crate) http: String,
-    pub(crate) client: reqwest::Client,
-    pub(crate) pool: PgPool,
-    pub(crate) topic: String,
+#[derive(Debug)]
+pub struct System {
+    pub http: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+    pub topic: String,
     database: String,
     stop: watch::Sender<bool>,
     stopped: watch::Receiver<bool>,
@@ -54,7 +55,7 @@ pub(crate) struct System {
 
 impl System {
     /// Creates a database and a topic, and starts the service and `relays` relays.
-    pub(crate) async fn start(relays: usize) -> System {
+    pub async fn start(relays: usize) -> System {
         let database = format!("e2e_{}", Uuid::now_v7().simple());
         let mut admin = PgConnection::connect(&admin_database_url())
             .await
@@ -100,7 +101,7 @@ impl System {
     }
 
     /// Starts `count` more relays on the system's database and topic.
-    pub(crate) fn start_relays(&mut self, count: usize) {
+    pub fn start_relays(&mut self, count: usize) {
         for _ in 0..count {
             let publisher = KafkaPublisher::new(
                 &ProducerSettings {
@@ -119,6 +120,7 @@ impl System {
                     batch_size: 200,
                     poll_interval: Duration::from_millis(20),
                     max_backoff: Duration::from_secs(1),
+                    ..RelaySettings::default()
                 },
             );
             let shutdown = wait_for(self.stopped.clone());
@@ -128,7 +130,7 @@ impl System {
     }
 
     /// Sends a JSON command; returns the status and the body.
-    pub(crate) async fn send(
+    pub async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -149,7 +151,7 @@ impl System {
     }
 
     /// Every committed event, as `(aggregate id, version, event id)`, in store order.
-    pub(crate) async fn committed_events(&self) -> Vec<(Uuid, i64, Uuid)> {
+    pub async fn committed_events(&self) -> Vec<(Uuid, i64, Uuid)> {
         sqlx::query_as("SELECT stream_id, version, event_id FROM events ORDER BY global_position")
             .fetch_all(&self.pool)
             .await
@@ -157,7 +159,7 @@ impl System {
     }
 
     /// Waits until the outbox is empty (everything acknowledged by the broker).
-    pub(crate) async fn wait_for_empty_outbox(&self, timeout: Duration) {
+    pub async fn wait_for_empty_outbox(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
             let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
@@ -177,7 +179,7 @@ impl System {
 
     /// Reads the whole topic from the beginning until `until` says it has enough, or
     /// the time is up.
-    pub(crate) async fn consume(
+    pub async fn consume(
         &self,
         timeout: Duration,
         until: impl Fn(&[Received]) -> bool,
@@ -259,7 +261,7 @@ impl System {
     }
 
     /// Stops the service and the relays and drops the database.
-    pub(crate) async fn stop(self) {
+    pub async fn stop(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
@@ -289,7 +291,7 @@ async fn wait_for(mut stopped: watch::Receiver<bool>) {
 }
 
 /// Creates a topic through the Kafka admin API.
-pub(crate) async fn create_topic(topic: &str, partitions: i32) {
+pub async fn create_topic(topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .create()

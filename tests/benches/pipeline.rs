@@ -1,0 +1,213 @@
+//! Throughput of the pipeline on this machine, printed (nothing is asserted):
+//!
+//! 1. commands per second through the HTTP API (concurrent clients, relay running),
+//!    with p50/p99 latency;
+//! 2. relay drain: a backlog of realistic outbox rows published and deleted, in events
+//!    per second, beside raw `rdkafka` produce of the same messages to the same broker.
+//!
+//! Run with `scripts/bench.sh` (it starts PostgreSQL and a broker). Sizes:
+//! `BENCH_COMMANDS` (default 20000), `BENCH_CLIENTS` (32), `BENCH_BACKLOG` (100000).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use adapters::kafka::{KafkaPublisher, OutgoingEvent, ProducerSettings};
+use chrono::Utc;
+use e2e::{brokers, create_topic, System};
+use reqwest::Method;
+use serde_json::json;
+use uuid::Uuid;
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() {
+    let commands = setting("BENCH_COMMANDS", 20_000);
+    let clients = setting("BENCH_CLIENTS", 32);
+    let backlog = setting("BENCH_BACKLOG", 100_000);
+    report("machine", &format!("{} cores", std::thread::available_parallelism().map_or(0, |n| n.get())));
+    bench_commands(commands, clients).await;
+    bench_drain(backlog).await;
+}
+
+fn report(what: &str, figure: &str) {
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{what:<44} {figure}");
+    }
+}
+
+/// Each client places an order, then adds items to it, one command after another.
+async fn bench_commands(commands: usize, clients: usize) {
+    let system = Arc::new(System::start(1).await);
+    let per_client = commands.div_ceil(clients);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let system = system.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_client);
+                let mut order = String::new();
+                for i in 0..per_client {
+                    let sent = Instant::now();
+                    if i % 50 == 0 {
+                        let (status, body) = system
+                            .send(
+                                Method::POST,
+                                "/orders",
+                                Some(json!({
+                                    "customer": {"customerId": format!("c-{c}"), "name": "Bench", "phone": "1",
+                                                 "address": {"line1": "1 Street", "city": "Hanoi", "country": "VN"}},
+                                    "currency": "VND",
+                                    "items": [{"productId": "sku-0", "quantity": 1, "unitPrice": 1000}]
+                                })),
+                                &[],
+                            )
+                            .await;
+                        assert_eq!(status, 201, "{body}");
+                        order = body["orderId"].as_str().unwrap_or_default().to_owned();
+                    } else {
+                        let (status, body) = system
+                            .send(
+                                Method::POST,
+                                &format!("/orders/{order}/items"),
+                                Some(json!({"productId": format!("sku-{}", i % 40), "quantity": 1, "unitPrice": 1000})),
+                                &[],
+                            )
+                            .await;
+                        assert_eq!(status, 200, "{body}");
+                    }
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(commands);
+    for task in tasks {
+        latencies.extend(task.await.unwrap_or_default());
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    report("HTTP commands", &format!("{} commands, {clients} clients, {:.2} s", latencies.len(), elapsed.as_secs_f64()));
+    report("HTTP commands per second", &format!("{:.0}", latencies.len() as f64 / elapsed.as_secs_f64()));
+    report(
+        "HTTP command latency p50 / p99",
+        &format!("{:.1} ms / {:.1} ms", ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99))),
+    );
+    system.wait_for_empty_outbox(Duration::from_secs(120)).await;
+    if let Ok(system) = Arc::try_unwrap(system) {
+        system.stop().await;
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Realistic outbox rows: 10 events per order, ~500-byte envelopes.
+fn backlog_events(count: usize) -> Vec<(OutgoingEvent, i64)> {
+    let mut events = Vec::with_capacity(count);
+    let mut order = Uuid::now_v7();
+    for i in 0..count {
+        let version = (i % 10) as i64 + 1;
+        if version == 1 {
+            order = Uuid::now_v7();
+        }
+        let event_id = Uuid::now_v7();
+        let value = json!({
+            "eventId": event_id, "aggregateType": "Order", "aggregateId": order, "eventType": "ItemAdded",
+            "version": version, "schemaVersion": 1, "occurredAt": "2026-11-23T10:30:00.123456Z",
+            "payload": {"productId": format!("sku-{i:08}"), "quantity": 3, "unitPrice": 150000,
+                        "subtotal": 450000, "discount": 45000, "total": 405000},
+            "metadata": {"userId": "user-456", "correlationId": format!("corr-{}", Uuid::now_v7()),
+                         "causationId": Uuid::now_v7()}
+        })
+        .to_string();
+        events.push((
+            OutgoingEvent {
+                event_id,
+                aggregate_id: order,
+                event_type: "ItemAdded".to_owned(),
+                occurred_at: Utc::now(),
+                traceparent: None,
+                value,
+            },
+            version,
+        ));
+    }
+    events
+}
+
+async fn bench_drain(count: usize) {
+    let events = backlog_events(count);
+    let average = events.iter().map(|(e, _)| e.value.len()).sum::<usize>() / count.max(1);
+
+    // Raw produce of the same messages, as the ceiling.
+    let topic = format!("bench.raw.{}", Uuid::now_v7().simple());
+    create_topic(&topic, 3).await;
+    let publisher = KafkaPublisher::new(
+        &ProducerSettings { brokers: brokers(), message_timeout: Duration::from_secs(60), linger: Duration::from_millis(5) },
+        &topic,
+    )
+    .expect("producer");
+    let started = Instant::now();
+    let mut deliveries = Vec::with_capacity(count);
+    for (event, _) in &events {
+        loop {
+            match publisher.enqueue(event) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+    }
+    let mut failed = 0;
+    for delivery in deliveries {
+        if !matches!(delivery.await, Ok(Ok(_))) {
+            failed += 1;
+        }
+    }
+    let raw = count as f64 / started.elapsed().as_secs_f64();
+    report("raw rdkafka produce", &format!("{count} messages of ~{average} bytes, {failed} failed"));
+    report("raw rdkafka produce per second", &format!("{raw:.0}"));
+
+    // The relay draining the same messages from the outbox.
+    let mut system = System::start(0).await;
+    for chunk in events.chunks(5_000) {
+        let ids: Vec<Uuid> = chunk.iter().map(|(e, _)| e.event_id).collect();
+        let aggregates: Vec<Uuid> = chunk.iter().map(|(e, _)| e.aggregate_id).collect();
+        let versions: Vec<i64> = chunk.iter().map(|(_, v)| *v).collect();
+        let messages: Vec<String> = chunk.iter().map(|(e, _)| e.value.clone()).collect();
+        sqlx::query(
+            "INSERT INTO outbox (event_id, aggregate_id, version, event_type, message, occurred_at) \
+             SELECT e.id, e.agg, e.v, 'ItemAdded', e.m, now() FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[]) AS e(id, agg, v, m)",
+        )
+        .bind(&ids)
+        .bind(&aggregates)
+        .bind(&versions)
+        .bind(&messages)
+        .execute(&system.pool)
+        .await
+        .expect("fill the outbox");
+    }
+    let started = Instant::now();
+    system.start_relays(1);
+    system.wait_for_empty_outbox(Duration::from_secs(600)).await;
+    let drained = count as f64 / started.elapsed().as_secs_f64();
+    report("relay drain", &format!("{count} outbox rows, {:.2} s", started.elapsed().as_secs_f64()));
+    report("relay drain events per second", &format!("{drained:.0} ({:.0}% of raw produce)", 100.0 * drained / raw));
+    system.stop().await;
+}
