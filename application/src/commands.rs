@@ -165,7 +165,12 @@ impl OrderCommands {
         let id = command.id;
         let mut order = self.factory.place(command, self.clock.now())?;
         match self.save(ctx, &mut order).await {
-            Err(SaveError::VersionConflict) => Err(CommandError::AlreadyExists(id)),
+            // The id is taken; when a concurrent retry with the same idempotency key
+            // took it, that retry's answer is replayed rather than refused.
+            Err(SaveError::VersionConflict) => self
+                .replay(ctx)
+                .await?
+                .ok_or(CommandError::AlreadyExists(id)),
             Err(SaveError::KeyTaken) => self
                 .replay(ctx)
                 .await?
@@ -290,6 +295,28 @@ impl OrderCommands {
         if let Some(replayed) = self.replay(ctx).await? {
             return Ok(replayed);
         }
+        match self.load_run_save(ctx, id, behaviour).await {
+            // The refusal was decided on a state that a concurrent request with the same
+            // idempotency key may have made since the check above: its answer wins.
+            Err(
+                refused @ (CommandError::Rejected(_)
+                | CommandError::VersionMismatch { .. }
+                | CommandError::Conflict { .. }),
+            ) => self.replay(ctx).await?.ok_or(refused),
+            outcome => outcome,
+        }
+    }
+
+    /// The body of [`OrderCommands::change`], after the idempotency check.
+    async fn load_run_save<F>(
+        &self,
+        ctx: &CommandContext,
+        id: OrderId,
+        behaviour: F,
+    ) -> Result<CommandOutcome, CommandError>
+    where
+        F: Fn(&mut Order, DateTime<Utc>) -> Result<(), OrderError> + Send + Sync,
+    {
         for attempt in 1..=self.max_attempts {
             let history = self.store.load(id).await?;
             let mut order = rebuild(id, &history)?.ok_or(CommandError::NotFound(id))?;

@@ -27,7 +27,10 @@ pub fn router(metrics: Arc<RelayMetrics>) -> Router {
 
 async fn render(State(metrics): State<Arc<RelayMetrics>>) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
         metrics.render(),
     )
         .into_response()
@@ -37,7 +40,11 @@ async fn ready(State(metrics): State<Arc<RelayMetrics>>) -> Response {
     if metrics.is_ready() {
         (StatusCode::OK, "ready").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: cannot reach the database or the broker").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: cannot reach the database or the broker",
+        )
+            .into_response()
     }
 }
 
@@ -97,7 +104,9 @@ pub async fn replay(pool: &PgPool, filter: ReplayFilter) -> Result<u64, sqlx::Er
     let mut total = 0;
     loop {
         let page = events_after(pool, filter, after, 1000).await?;
-        let Some((last, _)) = page.last() else { return Ok(total) };
+        let Some((last, _)) = page.last() else {
+            return Ok(total);
+        };
         after = *last;
         let events: Vec<_> = page.into_iter().map(|(_, event)| event).collect();
         let mut tx = pool.begin().await?;

@@ -36,23 +36,35 @@ async fn run(config: Config) -> anyhow::Result<()> {
     match config.command {
         None => relay(pool, &config.run).await,
         Some(Command::Status) => {
-            let status = admin::status(&pool, ttl).await.context("reading the outbox status")?;
+            let status = admin::status(&pool, ttl)
+                .await
+                .context("reading the outbox status")?;
             print(&serde_json::to_string_pretty(&status)?);
             Ok(())
         }
         Some(Command::RetryParked(target)) => {
-            let done = admin::retry_parked(&pool, selection(&target)).await.context("retrying parked rows")?;
+            let done = admin::retry_parked(&pool, selection(&target))
+                .await
+                .context("retrying parked rows")?;
             print(&format!("{done} parked rows are due again"));
             Ok(())
         }
         Some(Command::SkipParked(target)) => {
-            let done = admin::skip_parked(&pool, selection(&target)).await.context("skipping parked rows")?;
+            let done = admin::skip_parked(&pool, selection(&target))
+                .await
+                .context("skipping parked rows")?;
             print(&format!("{done} parked rows moved to outbox_dead_letters"));
             Ok(())
         }
         Some(Command::Replay(target)) => {
-            let filter = ReplayFilter { order: target.order, from_position: target.from_position, since: target.since };
-            let done = admin::replay(&pool, filter).await.context("replaying events into the outbox")?;
+            let filter = ReplayFilter {
+                order: target.order,
+                from_position: target.from_position,
+                since: target.since,
+            };
+            let done = admin::replay(&pool, filter)
+                .await
+                .context("replaying events into the outbox")?;
             print(&format!("{done} events re-enqueued"));
             Ok(())
         }
@@ -82,8 +94,12 @@ async fn relay(pool: PgPool, config: &RunConfig) -> anyhow::Result<()> {
         &config.orders_topic,
     )?;
     let metrics = Arc::new(RelayMetrics::new()?);
-    let admin_addr = service::parse_addr(&config.relay_admin_addr)
-        .with_context(|| format!("RELAY_ADMIN_ADDR {:?} is not HOST:PORT", config.relay_admin_addr))?;
+    let admin_addr = service::parse_addr(&config.relay_admin_addr).with_context(|| {
+        format!(
+            "RELAY_ADMIN_ADDR {:?} is not HOST:PORT",
+            config.relay_admin_addr
+        )
+    })?;
     let admin_listener = tokio::net::TcpListener::bind(admin_addr)
         .await
         .with_context(|| format!("binding RELAY_ADMIN_ADDR {admin_addr}"))?;
@@ -107,7 +123,8 @@ async fn relay(pool: PgPool, config: &RunConfig) -> anyhow::Result<()> {
         topic = %config.orders_topic,
         "outbox-relay started"
     );
-    let admin = tokio::spawn(async move { axum::serve(admin_listener, admin::router(metrics)).await });
+    let admin =
+        tokio::spawn(async move { axum::serve(admin_listener, admin::router(metrics)).await });
     tokio::select! {
         () = relay.run(service::shutdown_signal()) => tracing::info!("relay loop finished its last cycle"),
         served = admin => {

@@ -55,8 +55,14 @@ impl RelayMetrics {
                 1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
             ]),
         )?;
-        let owned_partitions = IntGauge::new("relay_owned_partitions", "Outbox partitions this relay publishes")?;
-        let parked = IntGauge::new("relay_parked", "Outbox rows parked after too many failed attempts")?;
+        let owned_partitions = IntGauge::new(
+            "relay_owned_partitions",
+            "Outbox partitions this relay publishes",
+        )?;
+        let parked = IntGauge::new(
+            "relay_parked",
+            "Outbox rows parked after too many failed attempts",
+        )?;
         registry.register(Box::new(published.clone()))?;
         registry.register(Box::new(failures.clone()))?;
         registry.register(Box::new(backlog.clone()))?;

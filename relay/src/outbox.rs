@@ -28,12 +28,17 @@ pub struct OutboxRow {
 ///
 /// # Errors
 /// When the database fails.
-pub async fn lock_partitions(conn: &mut PgConnection, partitions: &[i32]) -> Result<Vec<i32>, sqlx::Error> {
-    sqlx::query_scalar("SELECT p FROM unnest($1::int[]) AS p WHERE pg_try_advisory_xact_lock($2, p) ORDER BY p")
-        .bind(partitions)
-        .bind(LOCK_CLASS)
-        .fetch_all(conn)
-        .await
+pub async fn lock_partitions(
+    conn: &mut PgConnection,
+    partitions: &[i32],
+) -> Result<Vec<i32>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT p FROM unnest($1::int[]) AS p WHERE pg_try_advisory_xact_lock($2, p) ORDER BY p",
+    )
+    .bind(partitions)
+    .bind(LOCK_CLASS)
+    .fetch_all(conn)
+    .await
 }
 
 /// The oldest due rows of `partitions`, in `id` order. A row is due unless it is parked
@@ -42,7 +47,11 @@ pub async fn lock_partitions(conn: &mut PgConnection, partitions: &[i32]) -> Res
 ///
 /// # Errors
 /// When the database fails.
-pub async fn due(conn: &mut PgConnection, partitions: &[i32], limit: u32) -> Result<Vec<OutboxRow>, sqlx::Error> {
+pub async fn due(
+    conn: &mut PgConnection,
+    partitions: &[i32],
+    limit: u32,
+) -> Result<Vec<OutboxRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT o.id, o.partition, o.attempts, o.event_id, o.aggregate_id, o.event_type, o.message, \
                 o.occurred_at, o.traceparent, o.created_at \
@@ -85,7 +94,10 @@ pub async fn due(conn: &mut PgConnection, partitions: &[i32], limit: u32) -> Res
 /// # Errors
 /// When the database fails.
 pub async fn delete(conn: &mut PgConnection, ids: &[i64]) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(ids).execute(conn).await?;
+    let done = sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected())
 }
 
@@ -269,7 +281,12 @@ pub async fn skip_parked(pool: &PgPool, selection: ParkedSelection) -> Result<u6
 ///
 /// # Errors
 /// When the database fails.
-pub async fn heartbeat(pool: &PgPool, relay_id: Uuid, host: &str, ttl_ms: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+pub async fn heartbeat(
+    pool: &PgPool,
+    relay_id: Uuid,
+    host: &str,
+    ttl_ms: i64,
+) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query(
         "INSERT INTO relay_members (relay_id, host) VALUES ($1, $2) \
          ON CONFLICT (relay_id) DO UPDATE SET heartbeat_at = clock_timestamp()",
@@ -282,7 +299,9 @@ pub async fn heartbeat(pool: &PgPool, relay_id: Uuid, host: &str, ttl_ms: i64) -
         .bind(ttl_ms as f64)
         .execute(pool)
         .await?;
-    live_members(pool, ttl_ms).await.map(|members| members.into_iter().map(|m| m.relay_id).collect())
+    live_members(pool, ttl_ms)
+        .await
+        .map(|members| members.into_iter().map(|m| m.relay_id).collect())
 }
 
 /// A relay that has a heartbeat.
@@ -323,7 +342,10 @@ pub async fn live_members(pool: &PgPool, ttl_ms: i64) -> Result<Vec<Member>, sql
 /// # Errors
 /// When the database fails.
 pub async fn leave(pool: &PgPool, relay_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM relay_members WHERE relay_id = $1").bind(relay_id).execute(pool).await?;
+    sqlx::query("DELETE FROM relay_members WHERE relay_id = $1")
+        .bind(relay_id)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -331,7 +353,9 @@ pub async fn leave(pool: &PgPool, relay_id: Uuid) -> Result<(), sqlx::Error> {
 /// `count`-th partition from `index`. All relays compute the same split.
 pub fn assigned_partitions(index: usize, count: usize) -> Vec<i32> {
     let count = count.max(1);
-    (0..PARTITIONS).filter(|p| *p as usize % count == index % count).collect()
+    (0..PARTITIONS)
+        .filter(|p| *p as usize % count == index % count)
+        .collect()
 }
 
 #[cfg(test)]
@@ -341,11 +365,18 @@ mod tests {
     #[test]
     fn the_partitions_are_split_without_overlap_or_gap() {
         for count in 1..=7 {
-            let mut all: Vec<i32> = (0..count).flat_map(|i| assigned_partitions(i, count)).collect();
+            let mut all: Vec<i32> = (0..count)
+                .flat_map(|i| assigned_partitions(i, count))
+                .collect();
             all.sort_unstable();
             assert_eq!(all, (0..PARTITIONS).collect::<Vec<_>>());
-            let sizes: Vec<usize> = (0..count).map(|i| assigned_partitions(i, count).len()).collect();
-            assert!(sizes.iter().max().unwrap_or(&0) - sizes.iter().min().unwrap_or(&0) <= 1, "{sizes:?}");
+            let sizes: Vec<usize> = (0..count)
+                .map(|i| assigned_partitions(i, count).len())
+                .collect();
+            assert!(
+                sizes.iter().max().unwrap_or(&0) - sizes.iter().min().unwrap_or(&0) <= 1,
+                "{sizes:?}"
+            );
         }
     }
 }

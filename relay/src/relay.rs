@@ -111,7 +111,12 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(pool: PgPool, publisher: KafkaPublisher, metrics: Arc<RelayMetrics>, settings: RelaySettings) -> Self {
+    pub fn new(
+        pool: PgPool,
+        publisher: KafkaPublisher,
+        metrics: Arc<RelayMetrics>,
+        settings: RelaySettings,
+    ) -> Self {
         Self {
             id: Uuid::now_v7(),
             pool,
@@ -130,7 +135,10 @@ impl Relay {
 
     /// The partitions this relay publishes now.
     pub fn partitions(&self) -> Vec<i32> {
-        self.partitions.read().map(|p| p.clone()).unwrap_or_default()
+        self.partitions
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_default()
     }
 
     /// Runs until `shutdown` resolves: a membership task, a `LISTEN outbox` task, and
@@ -155,7 +163,10 @@ impl Relay {
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    self.metrics.failures.with_label_values(&[error.kind()]).inc();
+                    self.metrics
+                        .failures
+                        .with_label_values(&[error.kind()])
+                        .inc();
                     self.metrics.set_ready(false);
                     let pause = backoff(failures, self.settings.max_backoff);
                     tracing::warn!(%error, attempt = failures, retry_in_ms = pause.as_millis() as u64,
@@ -189,7 +200,8 @@ impl Relay {
 
     async fn refresh_membership(&self) {
         let ttl = i64::try_from(self.settings.member_ttl.as_millis()).unwrap_or(i64::MAX);
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| format!("pid-{}", std::process::id()));
+        let host =
+            std::env::var("HOSTNAME").unwrap_or_else(|_| format!("pid-{}", std::process::id()));
         match outbox::heartbeat(&self.pool, self.id, &host, ttl).await {
             Ok(members) => {
                 let index = members.iter().position(|m| *m == self.id).unwrap_or(0);
@@ -237,7 +249,10 @@ impl Relay {
             tx.commit().await?;
             self.refresh_backlog().await;
             self.metrics.set_ready(true);
-            return Ok(Cycle::Published { rows: 0, full: false });
+            return Ok(Cycle::Published {
+                rows: 0,
+                full: false,
+            });
         }
         let full = rows.len() as u64 >= u64::from(self.settings.batch_size);
 
@@ -288,7 +303,10 @@ impl Relay {
                     if is_poison(&error) {
                         poison.push((row, error.to_string()));
                     } else if transient.is_none() {
-                        transient = Some(CycleError::Delivery { event_id: row.event.event_id, error });
+                        transient = Some(CycleError::Delivery {
+                            event_id: row.event.event_id,
+                            error,
+                        });
                     }
                 }
             }
@@ -301,21 +319,36 @@ impl Relay {
             outbox::delete(&mut tx, &ids).await?;
         }
         for (row, error) in &poison {
-            let retry_in = backoff(u32::try_from(row.attempts + 1).unwrap_or(1), self.settings.max_backoff);
-            outbox::record_failure(&mut tx, row.id, error, retry_in.as_millis() as i64, self.settings.max_attempts)
-                .await?;
+            let retry_in = backoff(
+                u32::try_from(row.attempts + 1).unwrap_or(1),
+                self.settings.max_backoff,
+            );
+            outbox::record_failure(
+                &mut tx,
+                row.id,
+                error,
+                retry_in.as_millis() as i64,
+                self.settings.max_attempts,
+            )
+            .await?;
             let parked = row.attempts + 1 >= self.settings.max_attempts;
             tracing::error!(
                 event_id = %row.event.event_id, order_id = %row.event.aggregate_id, outbox_id = row.id,
                 attempt = row.attempts + 1, parked, error = %error,
                 "event cannot be published; the order's later events are held back"
             );
-            self.metrics.failures.with_label_values(&[if parked { "parked" } else { "poison" }]).inc();
+            self.metrics
+                .failures
+                .with_label_values(&[if parked { "parked" } else { "poison" }])
+                .inc();
         }
         tx.commit().await?;
 
         for row in &acknowledged {
-            let latency = (acked_at - row.created_at).num_microseconds().unwrap_or(0).max(0);
+            let latency = (acked_at - row.created_at)
+                .num_microseconds()
+                .unwrap_or(0)
+                .max(0);
             self.metrics.publish_latency.observe(latency as f64 / 1e6);
         }
         self.metrics.published.inc_by(acknowledged.len() as u64);
@@ -327,13 +360,20 @@ impl Relay {
         if !full {
             self.refresh_backlog().await;
         }
-        Ok(Cycle::Published { rows: acknowledged.len(), full })
+        Ok(Cycle::Published {
+            rows: acknowledged.len(),
+            full,
+        })
     }
 
     async fn pause_for_fault(&self, phase: FaultPhase) {
         if let Some((at, pause)) = self.settings.fault_pause {
             if at == phase {
-                tracing::warn!(?phase, pause_ms = pause.as_millis() as u64, "fault-injection pause");
+                tracing::warn!(
+                    ?phase,
+                    pause_ms = pause.as_millis() as u64,
+                    "fault-injection pause"
+                );
                 tokio::time::sleep(pause).await;
             }
         }
@@ -379,7 +419,9 @@ async fn listen(pool: PgPool, wake: Arc<Notify>) {
 /// upper half (so several relays do not retry in step).
 pub fn backoff(failures: u32, cap: Duration) -> Duration {
     let exponent = failures.saturating_sub(1).min(16);
-    let base = Duration::from_millis(100).saturating_mul(1 << exponent).min(cap);
+    let base = Duration::from_millis(100)
+        .saturating_mul(1 << exponent)
+        .min(cap);
     let half = base / 2;
     let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
     half + Duration::from_millis(jitter)
@@ -396,7 +438,9 @@ mod tests {
             let pause = backoff(failures, cap);
             assert!(pause <= cap, "{pause:?}");
             let exponent = failures.saturating_sub(1).min(16);
-            let base = Duration::from_millis(100).saturating_mul(1 << exponent).min(cap);
+            let base = Duration::from_millis(100)
+                .saturating_mul(1 << exponent)
+                .min(cap);
             assert!(pause >= base / 2, "{pause:?} < half of {base:?}");
         }
     }

@@ -19,7 +19,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -35,7 +38,13 @@ async fn main() {
     let commands = setting("BENCH_COMMANDS", 20_000);
     let clients = setting("BENCH_CLIENTS", 32);
     let backlog = setting("BENCH_BACKLOG", 100_000);
-    report("machine", &format!("{} cores", std::thread::available_parallelism().map_or(0, |n| n.get())));
+    report(
+        "machine",
+        &format!(
+            "{} cores",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        ),
+    );
     bench_commands(commands, clients).await;
     bench_drain(backlog).await;
 }
@@ -99,11 +108,25 @@ async fn bench_commands(commands: usize, clients: usize) {
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    report("HTTP commands", &format!("{} commands, {clients} clients, {:.2} s", latencies.len(), elapsed.as_secs_f64()));
-    report("HTTP commands per second", &format!("{:.0}", latencies.len() as f64 / elapsed.as_secs_f64()));
+    report(
+        "HTTP commands",
+        &format!(
+            "{} commands, {clients} clients, {:.2} s",
+            latencies.len(),
+            elapsed.as_secs_f64()
+        ),
+    );
+    report(
+        "HTTP commands per second",
+        &format!("{:.0}", latencies.len() as f64 / elapsed.as_secs_f64()),
+    );
     report(
         "HTTP command latency p50 / p99",
-        &format!("{:.1} ms / {:.1} ms", ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99))),
+        &format!(
+            "{:.1} ms / {:.1} ms",
+            ms(percentile(&latencies, 0.5)),
+            ms(percentile(&latencies, 0.99))
+        ),
     );
     system.wait_for_empty_outbox(Duration::from_secs(120)).await;
     if let Ok(system) = Arc::try_unwrap(system) {
@@ -157,7 +180,11 @@ async fn bench_drain(count: usize) {
     let topic = format!("bench.raw.{}", Uuid::now_v7().simple());
     create_topic(&topic, 3).await;
     let publisher = KafkaPublisher::new(
-        &ProducerSettings { brokers: brokers(), message_timeout: Duration::from_secs(60), linger: Duration::from_millis(5) },
+        &ProducerSettings {
+            brokers: brokers(),
+            message_timeout: Duration::from_secs(60),
+            linger: Duration::from_millis(5),
+        },
         &topic,
     )
     .expect("producer");
@@ -181,7 +208,10 @@ async fn bench_drain(count: usize) {
         }
     }
     let raw = count as f64 / started.elapsed().as_secs_f64();
-    report("raw rdkafka produce", &format!("{count} messages of ~{average} bytes, {failed} failed"));
+    report(
+        "raw rdkafka produce",
+        &format!("{count} messages of ~{average} bytes, {failed} failed"),
+    );
     report("raw rdkafka produce per second", &format!("{raw:.0}"));
 
     // The relay draining the same messages from the outbox.
@@ -207,7 +237,19 @@ async fn bench_drain(count: usize) {
     system.start_relays(1);
     system.wait_for_empty_outbox(Duration::from_secs(600)).await;
     let drained = count as f64 / started.elapsed().as_secs_f64();
-    report("relay drain", &format!("{count} outbox rows, {:.2} s", started.elapsed().as_secs_f64()));
-    report("relay drain events per second", &format!("{drained:.0} ({:.0}% of raw produce)", 100.0 * drained / raw));
+    report(
+        "relay drain",
+        &format!(
+            "{count} outbox rows, {:.2} s",
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    report(
+        "relay drain events per second",
+        &format!(
+            "{drained:.0} ({:.0}% of raw produce)",
+            100.0 * drained / raw
+        ),
+    );
     system.stop().await;
 }

@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::OrderId;
 use sqlx::{PgPool, Postgres, Row, Transaction};
-use uuid::Uuid;
 
 use super::is_unavailable;
 
@@ -110,7 +109,7 @@ impl EventStore for PgEventStore {
 
     async fn begin(&self) -> Result<Box<dyn UnitOfWork>, StoreError> {
         let tx = self.pool.begin().await.map_err(store_error)?;
-        Ok(Box::new(PgUnitOfWork { tx }))
+        Ok(Box::new(PgUnitOfWork { tx, failed: false }))
     }
 }
 
@@ -118,6 +117,18 @@ impl EventStore for PgEventStore {
 #[derive(Debug)]
 struct PgUnitOfWork {
     tx: Transaction<'static, Postgres>,
+    /// A write failed: the transaction must not report a commit.
+    failed: bool,
+}
+
+impl PgUnitOfWork {
+    /// Notes a failed write. PostgreSQL answers the COMMIT of a transaction aborted by
+    /// an error with a silent ROLLBACK, and an append refused for its version wrote
+    /// nothing but left the transaction open: either way, commit must refuse.
+    fn fail(&mut self, error: StoreError) -> StoreError {
+        self.failed = true;
+        error
+    }
 }
 
 #[async_trait]
@@ -129,7 +140,9 @@ impl UnitOfWork for PgUnitOfWork {
         events: &[EventEnvelope],
     ) -> Result<(), StoreError> {
         // Versions are contiguous from expected_version + 1; the unique constraint
-        // (stream_id, version) refuses the append when another writer got there first.
+        // (stream_id, version) refuses the append when another writer got there first,
+        // and the insert writes nothing when the stream is not at expected_version
+        // (behind it: a gap would be written).
         for (offset, event) in events.iter().enumerate() {
             if event.version != expected_version + 1 + offset as u64 {
                 return Err(StoreError::Corrupt(format!(
@@ -159,14 +172,15 @@ impl UnitOfWork for PgUnitOfWork {
             traceparents.push(event.traceparent.clone());
             occurred.push(event.occurred_at);
         }
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO events (event_id, stream_id, aggregate_type, version, event_type, schema_version, \
                                  payload, metadata, traceparent, occurred_at) \
              SELECT e.event_id, $2, 'Order', e.version, e.event_type, e.schema_version, e.payload, \
                     e.metadata, e.traceparent, e.occurred_at \
              FROM UNNEST($1::uuid[], $3::bigint[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], \
                          $8::text[], $9::timestamptz[]) \
-                  AS e(event_id, version, event_type, schema_version, payload, metadata, traceparent, occurred_at)",
+                  AS e(event_id, version, event_type, schema_version, payload, metadata, traceparent, occurred_at) \
+             WHERE (SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $2) = $10",
         )
         .bind(&event_ids)
         .bind(id.as_uuid())
@@ -177,40 +191,20 @@ impl UnitOfWork for PgUnitOfWork {
         .bind(&metadata)
         .bind(&traceparents)
         .bind(&occurred)
+        .bind(to_i64(expected_version)?)
         .execute(&mut *self.tx)
         .await
-        .map_err(store_error)?;
+        .map_err(|e| self.fail(store_error(e)))?;
+        if inserted.rows_affected() != events.len() as u64 {
+            return Err(self.fail(StoreError::VersionConflict));
+        }
         Ok(())
     }
 
     async fn enqueue(&mut self, events: &[EventEnvelope]) -> Result<(), StoreError> {
-        let event_ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-        let aggregate_ids: Vec<Uuid> = events.iter().map(|e| e.aggregate_id.as_uuid()).collect();
-        let versions = events
-            .iter()
-            .map(|e| to_i64(e.version))
-            .collect::<Result<Vec<_>, _>>()?;
-        let types: Vec<String> = events.iter().map(|e| e.event_type().to_owned()).collect();
-        let messages: Vec<String> = events.iter().map(|e| e.to_wire().to_string()).collect();
-        let occurred: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
-        let traceparents: Vec<Option<String>> =
-            events.iter().map(|e| e.traceparent.clone()).collect();
-        sqlx::query(
-            "INSERT INTO outbox (event_id, aggregate_id, version, event_type, message, occurred_at, traceparent) \
-             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], \
-                                  $6::timestamptz[], $7::text[])",
-        )
-        .bind(&event_ids)
-        .bind(&aggregate_ids)
-        .bind(&versions)
-        .bind(&types)
-        .bind(&messages)
-        .bind(&occurred)
-        .bind(&traceparents)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(store_error)?;
-        Ok(())
+        super::outbox::insert(&mut self.tx, events)
+            .await
+            .map_err(|e| self.fail(store_error(e)))
     }
 
     async fn remember(&mut self, record: &IdempotencyRecord) -> Result<(), StoreError> {
@@ -224,11 +218,17 @@ impl UnitOfWork for PgUnitOfWork {
         .bind(to_i64(record.version)?)
         .execute(&mut *self.tx)
         .await
-        .map_err(store_error)?;
+        .map_err(|e| self.fail(store_error(e)))?;
         Ok(())
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        if self.failed {
+            self.tx.rollback().await.map_err(store_error)?;
+            return Err(StoreError::Other(
+                "a write of this unit of work failed; it was rolled back".into(),
+            ));
+        }
         self.tx.commit().await.map_err(store_error)
     }
 }

@@ -13,7 +13,10 @@ use uuid::Uuid;
 pub async fn insert(conn: &mut PgConnection, events: &[EventEnvelope]) -> Result<(), sqlx::Error> {
     let event_ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
     let aggregate_ids: Vec<Uuid> = events.iter().map(|e| e.aggregate_id.as_uuid()).collect();
-    let versions: Vec<i64> = events.iter().map(|e| i64::try_from(e.version).unwrap_or(i64::MAX)).collect();
+    let versions: Vec<i64> = events
+        .iter()
+        .map(|e| i64::try_from(e.version).unwrap_or(i64::MAX))
+        .collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type()).collect();
     let messages: Vec<String> = events.iter().map(|e| e.to_wire().to_string()).collect();
     let occurred: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();

@@ -52,7 +52,8 @@ pub async fn events_after(
                 row.get("payload"),
             )
             .map_err(|e| decode(e.to_string()))?;
-            let metadata: EventMetadata = serde_json::from_value(row.get("metadata")).map_err(|e| decode(e.to_string()))?;
+            let metadata: EventMetadata =
+                serde_json::from_value(row.get("metadata")).map_err(|e| decode(e.to_string()))?;
             Ok((
                 row.get("global_position"),
                 EventEnvelope {

@@ -6,9 +6,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use e2e::{Received, System};
 use reqwest::Method;
 use serde_json::{json, Value};
-use e2e::{Received, System};
 use uuid::Uuid;
 
 fn new_order(customer: &str) -> Value {
