@@ -89,7 +89,7 @@ async fn relay(pool: PgPool, config: &RunConfig) -> anyhow::Result<()> {
         &ProducerSettings {
             brokers: config.kafka_brokers.clone(),
             message_timeout: config.message_timeout(),
-            linger: Duration::from_millis(1),
+            linger: Duration::from_millis(5),
         },
         &config.orders_topic,
     )?;

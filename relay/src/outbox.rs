@@ -23,6 +23,23 @@ pub struct OutboxRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// Plans the cycle's queries for a queue: walk the primary key in `id` order and stop
+/// after a batch. Without this, stale statistics after a burst of inserts (before
+/// autovacuum analyzes the table) make the planner sort the whole table on every cycle,
+/// and JIT compilation alone costs more than a whole cycle.
+///
+/// # Errors
+/// When the database fails.
+pub async fn plan_as_queue(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT set_config('jit', 'off', true), set_config('enable_seqscan', 'off', true), \
+                set_config('enable_sort', 'off', true)",
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Takes the advisory lock of each of `partitions` that no other relay holds, for the
 /// rest of the transaction; returns the ones taken.
 ///

@@ -237,6 +237,7 @@ impl Relay {
             self.metrics.set_ready(true);
             return Ok(Cycle::Standby);
         }
+        let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
         let locked = outbox::lock_partitions(&mut tx, &mine).await?;
         if locked.is_empty() {
@@ -244,6 +245,7 @@ impl Relay {
             self.metrics.set_ready(true);
             return Ok(Cycle::Standby);
         }
+        outbox::plan_as_queue(&mut tx).await?;
         let rows = outbox::due(&mut tx, &locked, self.settings.batch_size).await?;
         if rows.is_empty() {
             tx.commit().await?;
@@ -255,6 +257,7 @@ impl Relay {
             });
         }
         let full = rows.len() as u64 >= u64::from(self.settings.batch_size);
+        let read_ms = started.elapsed().as_millis();
 
         // Queue everything (pipelining). Once a row of an order fails, the order's later
         // rows are not sent in this cycle, so they can never overtake it.
@@ -283,6 +286,7 @@ impl Relay {
                 }
             }
         }
+        let produced_ms = started.elapsed().as_millis();
         self.pause_for_fault(FaultPhase::AfterProduce).await;
 
         let mut acknowledged = Vec::with_capacity(pending.len());
@@ -311,6 +315,7 @@ impl Relay {
                 }
             }
         }
+        let acked_ms = started.elapsed().as_millis();
         self.pause_for_fault(FaultPhase::AfterAck).await;
 
         let acked_at = Utc::now();
@@ -343,6 +348,14 @@ impl Relay {
                 .inc();
         }
         tx.commit().await?;
+        tracing::debug!(
+            rows = rows.len(),
+            read_ms,
+            produced_ms,
+            acked_ms,
+            committed_ms = started.elapsed().as_millis(),
+            "cycle"
+        );
 
         for row in &acknowledged {
             let latency = (acked_at - row.created_at)

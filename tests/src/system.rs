@@ -107,7 +107,7 @@ impl System {
                 &ProducerSettings {
                     brokers: brokers(),
                     message_timeout: Duration::from_secs(10),
-                    linger: Duration::from_millis(1),
+                    linger: Duration::from_millis(5),
                 },
                 &self.topic,
             )
@@ -117,7 +117,7 @@ impl System {
                 publisher,
                 Arc::new(RelayMetrics::new().expect("metrics")),
                 RelaySettings {
-                    batch_size: 200,
+                    batch_size: 2000,
                     poll_interval: Duration::from_millis(20),
                     max_backoff: Duration::from_secs(1),
                     ..RelaySettings::default()
