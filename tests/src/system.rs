@@ -241,7 +241,7 @@ impl System {
                             return;
                         }
                     }
-                    Some(Err(error)) => eprintln!("consumer error: {error}"),
+                    Some(Err(error)) => tracing::warn!(%error, "consumer error"),
                     None => {}
                 }
             }
