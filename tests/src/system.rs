@@ -46,6 +46,8 @@ pub struct System {
     pub http: String,
     pub client: reqwest::Client,
     pub pool: PgPool,
+    /// The URL of the system's own database.
+    pub database_url: String,
     pub topic: String,
     database: String,
     stop: watch::Sender<bool>,
@@ -90,6 +92,7 @@ impl System {
             http,
             client: reqwest::Client::new(),
             pool,
+            database_url: url,
             topic,
             database,
             stop,
