@@ -4,9 +4,11 @@
 //!
 //! # Layout
 //! - [`system`]: [`System`], started per test, and the topic helpers.
+//! - [`processes`]: `outbox-relay` processes to kill and brokers to freeze, for fault injection.
 //! - `tests/e2e/`: the end-to-end tests (one binary).
 //! - `benches/pipeline.rs`: throughput figures (`scripts/bench.sh`).
 
+pub mod processes;
 pub mod system;
 
 pub use system::{brokers, create_topic, Received, System};

@@ -180,15 +180,25 @@ impl System {
         }
     }
 
-    /// Reads the whole topic from the beginning until `until` says it has enough, or
-    /// the time is up.
+    /// Reads the whole topic from the beginning on the suite's broker; see [`System::consume_on`].
     pub async fn consume(
         &self,
         timeout: Duration,
         until: impl Fn(&[Received]) -> bool,
     ) -> Vec<Received> {
+        self.consume_on(&brokers(), timeout, until).await
+    }
+
+    /// Reads the whole topic on `brokers` from the beginning until `until` says it has
+    /// enough, or the time is up.
+    pub async fn consume_on(
+        &self,
+        brokers: &str,
+        timeout: Duration,
+        until: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
         let topic = self.topic.clone();
-        let brokers = brokers();
+        let brokers = brokers.to_owned();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let reader_done = done.clone();
