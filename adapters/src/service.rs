@@ -87,6 +87,10 @@ pub struct Cli {
     /// Times a command that lost a race on its order is tried before answering 409.
     #[arg(long, env = "COMMAND_MAX_ATTEMPTS", default_value_t = 5)]
     pub command_max_attempts: u32,
+
+    /// A snapshot of an order is stored every this many events (0: never).
+    #[arg(long, env = "SNAPSHOT_INTERVAL", default_value_t = 100)]
+    pub snapshot_interval: u64,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -114,6 +118,8 @@ pub struct ServiceSettings {
     pub body_limit: usize,
     pub limits: HttpLimits,
     pub max_attempts: u32,
+    /// Every how many events an order is snapshotted (0: never).
+    pub snapshot_interval: u64,
 }
 
 impl Default for ServiceSettings {
@@ -126,6 +132,7 @@ impl Default for ServiceSettings {
                 max_concurrent_requests: 1024,
             },
             max_attempts: application::commands::DEFAULT_MAX_ATTEMPTS,
+            snapshot_interval: application::commands::DEFAULT_SNAPSHOT_INTERVAL,
         }
     }
 }
@@ -158,6 +165,7 @@ impl Cli {
                 max_concurrent_requests: self.http_max_concurrent_requests.max(1),
             },
             max_attempts: self.command_max_attempts,
+            snapshot_interval: self.snapshot_interval,
         })
     }
 
@@ -200,10 +208,11 @@ pub fn build_router(pool: PgPool, settings: &ServiceSettings) -> anyhow::Result<
         Arc::new(PublishAll),
         Arc::new(SystemClock),
     )
-    .with_max_attempts(settings.max_attempts);
+    .with_max_attempts(settings.max_attempts)
+    .with_snapshots(store.clone(), settings.snapshot_interval);
     let state = AppState {
         commands,
-        queries: OrderQueries::new(store),
+        queries: OrderQueries::new(store.clone()).with_snapshots(store),
         pool,
         metrics: Arc::new(HttpMetrics::new()?),
         body_limit: settings.body_limit,

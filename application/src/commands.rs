@@ -11,9 +11,11 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::envelope::{EventEnvelope, EventMetadata};
-use crate::ports::{Clock, EventStore, IdempotencyRecord, StoreError, UnitOfWork};
+use crate::ports::{
+    Clock, EventStore, IdempotencyRecord, SnapshotStore, StoreError, StoredSnapshot, UnitOfWork,
+};
 use crate::publication::PublicationPolicy;
-use crate::queries::rebuild;
+use crate::queries::Loader;
 
 /// Who sends a command and under which conditions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +111,9 @@ impl From<StoreError> for CommandError {
 #[derive(Clone)]
 pub struct OrderCommands {
     store: Arc<dyn EventStore>,
+    loader: Loader,
+    /// A snapshot is stored when an order's version crosses a multiple of this; 0: never.
+    snapshot_interval: u64,
     factory: OrderFactory,
     publication: Arc<dyn PublicationPolicy>,
     clock: Arc<dyn Clock>,
@@ -119,12 +124,16 @@ impl std::fmt::Debug for OrderCommands {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OrderCommands")
             .field("max_attempts", &self.max_attempts)
+            .field("snapshot_interval", &self.snapshot_interval)
             .finish_non_exhaustive()
     }
 }
 
 /// How often a command that lost a race is re-run on the fresh state.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+/// Every how many events an order's state is snapshotted, unless configured.
+pub const DEFAULT_SNAPSHOT_INTERVAL: u64 = 100;
 
 impl OrderCommands {
     pub fn new(
@@ -134,7 +143,9 @@ impl OrderCommands {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            loader: Loader::new(store.clone()),
             store,
+            snapshot_interval: 0,
             factory,
             publication,
             clock,
@@ -145,6 +156,15 @@ impl OrderCommands {
     /// Sets how many times a command is tried before answering `Conflict`.
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Loads orders from their latest snapshot in `snapshots` (and the later events),
+    /// and stores a snapshot, in the command's unit of work, whenever an order's version
+    /// crosses a multiple of `interval` (0: loads use snapshots, none are written).
+    pub fn with_snapshots(mut self, snapshots: Arc<dyn SnapshotStore>, interval: u64) -> Self {
+        self.loader.snapshots = Some(snapshots);
+        self.snapshot_interval = interval;
         self
     }
 
@@ -318,8 +338,11 @@ impl OrderCommands {
         F: Fn(&mut Order, DateTime<Utc>) -> Result<(), OrderError> + Send + Sync,
     {
         for attempt in 1..=self.max_attempts {
-            let history = self.store.load(id).await?;
-            let mut order = rebuild(id, &history)?.ok_or(CommandError::NotFound(id))?;
+            let mut order = self
+                .loader
+                .load(id, None)
+                .await?
+                .ok_or(CommandError::NotFound(id))?;
             if let Some(expected) = ctx.expected_version {
                 if order.version() != expected {
                     return Err(CommandError::VersionMismatch {
@@ -337,8 +360,7 @@ impl OrderCommands {
                     })
                 }
                 Err(SaveError::VersionConflict) if ctx.expected_version.is_some() => {
-                    let actual =
-                        rebuild(id, &self.store.load(id).await?)?.map_or(0, |o| o.version());
+                    let actual = self.loader.load(id, None).await?.map_or(0, |o| o.version());
                     let expected = ctx.expected_version.unwrap_or_default();
                     return Err(CommandError::VersionMismatch { expected, actual });
                 }
@@ -389,6 +411,23 @@ impl OrderCommands {
     async fn save(&self, ctx: &CommandContext, order: &mut Order) -> Result<CommandAck, SaveError> {
         let id = order.id();
         let expected_version = order.loaded_version();
+        let interval = self.snapshot_interval;
+        let snapshot = (interval > 0 && order.version() / interval > expected_version / interval)
+            .then(|| serde_json::to_value(order.snapshot()))
+            .and_then(|state| {
+                state
+                    .inspect_err(
+                        |error| tracing::warn!(%error, "snapshot not serializable; skipped"),
+                    )
+                    .ok()
+            })
+            .map(|state| StoredSnapshot {
+                order_id: id,
+                version: order.version(),
+                state_schema: domain::OrderSnapshot::STATE_SCHEMA_VERSION,
+                state,
+                last_occurred_at: order.updated_at(),
+            });
         let metadata = EventMetadata {
             user_id: ctx.user_id.clone(),
             correlation_id: ctx.correlation_id.clone(),
@@ -415,6 +454,9 @@ impl OrderCommands {
         uow.append(id, expected_version, &events).await?;
         if !published.is_empty() {
             uow.enqueue(&published).await?;
+        }
+        if let Some(snapshot) = &snapshot {
+            uow.save_snapshot(snapshot).await?;
         }
         if let Some(request) = &ctx.idempotency {
             uow.remember(&IdempotencyRecord {

@@ -164,20 +164,112 @@ pub fn decode_event(
     schema_version: u32,
     payload: Value,
 ) -> Result<OrderEvent, DecodeError> {
-    if !OrderEvent::TYPES.contains(&event_type) {
-        return Err(DecodeError::UnknownType(event_type.to_owned()));
-    }
-    // Every event type is at schema version 1 today: the upcaster chain is empty.
-    // An evolution adds a step here that maps `(type, n, payload)` to `(type, n + 1, payload)`.
-    if schema_version != 1 {
+    let current = OrderEvent::current_schema_version(event_type)
+        .ok_or_else(|| DecodeError::UnknownType(event_type.to_owned()))?;
+    if schema_version == 0 || schema_version > current {
         return Err(DecodeError::UnknownSchemaVersion {
             event_type: event_type.to_owned(),
             version: schema_version,
         });
     }
+    let payload = upcast(event_type, schema_version, payload)?;
     serde_json::from_value(serde_json::json!({ "eventType": event_type, "payload": payload }))
         .map_err(|e| DecodeError::BadPayload {
             event_type: event_type.to_owned(),
             reason: e.to_string(),
         })
+}
+
+/// The upcaster chain: applies one step at a time, from `version` up to the current
+/// schema version of `event_type`. Each step is a function from the JSON payload of
+/// schema `n` to that of `n + 1`; they only ever read the stored payload.
+fn upcast(event_type: &str, mut version: u32, mut payload: Value) -> Result<Value, DecodeError> {
+    type Step = fn(Value) -> Result<Value, String>;
+    // (event type, from schema version, step to version + 1)
+    const STEPS: &[(&str, u32, Step)] = &[("OrderCancelled", 1, order_cancelled_v1_to_v2)];
+    while let Some((_, _, step)) = STEPS
+        .iter()
+        .find(|(t, from, _)| *t == event_type && *from == version)
+    {
+        payload = step(payload).map_err(|reason| DecodeError::BadPayload {
+            event_type: event_type.to_owned(),
+            reason: format!("upcasting schema {version}: {reason}"),
+        })?;
+        version += 1;
+    }
+    Ok(payload)
+}
+
+/// `OrderCancelled` 1 → 2: the amount paid back was stored as `refund`; schema 2 (and
+/// API.md) name it `refundAmount`.
+fn order_cancelled_v1_to_v2(payload: Value) -> Result<Value, String> {
+    let Value::Object(mut fields) = payload else {
+        return Err("the payload is not an object".to_owned());
+    };
+    let refund = fields
+        .remove("refund")
+        .ok_or_else(|| "missing field `refund`".to_owned())?;
+    fields.insert("refundAmount".to_owned(), refund);
+    Ok(Value::Object(fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_order_cancelled_of_schema_1_is_upcast_to_refund_amount() {
+        let old = decode_event(
+            "OrderCancelled",
+            1,
+            json!({"reason": "late", "refund": 500}),
+        );
+        let new = decode_event(
+            "OrderCancelled",
+            2,
+            json!({"reason": "late", "refundAmount": 500}),
+        );
+        assert_eq!(old, new);
+        let event = new.unwrap();
+        assert_eq!(event.schema_version(), 2);
+        assert_eq!(
+            encode_payload(&event),
+            json!({"reason": "late", "refundAmount": 500})
+        );
+    }
+
+    #[test]
+    fn a_schema_1_order_cancelled_without_refund_is_a_bad_payload() {
+        assert!(matches!(
+            decode_event("OrderCancelled", 1, json!({"reason": "late"})),
+            Err(DecodeError::BadPayload { .. })
+        ));
+    }
+
+    #[test]
+    fn schema_versions_newer_than_the_code_or_zero_are_refused() {
+        for version in [0, 3] {
+            assert!(matches!(
+                decode_event(
+                    "OrderCancelled",
+                    version,
+                    json!({"reason": "late", "refundAmount": 0})
+                ),
+                Err(DecodeError::UnknownSchemaVersion { .. })
+            ));
+        }
+        assert!(matches!(
+            decode_event("ItemRemoved", 2, json!({})),
+            Err(DecodeError::UnknownSchemaVersion { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_event_types_are_refused() {
+        assert_eq!(
+            decode_event("OrderTeleported", 1, json!({})),
+            Err(DecodeError::UnknownType("OrderTeleported".to_owned()))
+        );
+    }
 }

@@ -27,6 +27,9 @@ pub use commands::{
     CommandAck, CommandContext, CommandError, CommandOutcome, IdempotencyRequest, OrderCommands,
 };
 pub use envelope::{DecodeError, EventEnvelope, EventMetadata};
-pub use ports::{Clock, EventStore, IdempotencyRecord, StoreError, SystemClock, UnitOfWork};
+pub use ports::{
+    Clock, EventStore, IdempotencyRecord, SnapshotStore, StoreError, StoredSnapshot, SystemClock,
+    UnitOfWork,
+};
 pub use publication::{PublicationPolicy, PublishAll};
 pub use queries::{OrderQueries, QueryError};

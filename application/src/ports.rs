@@ -53,6 +53,18 @@ pub trait EventStore: Send + Sync {
     /// cannot be decoded.
     async fn load(&self, id: OrderId) -> Result<Vec<EventEnvelope>, StoreError>;
 
+    /// The events of one order after version `after`, in version order (all of them
+    /// for `after` 0). The default filters [`EventStore::load`]; stores override it to
+    /// read only the tail.
+    ///
+    /// # Errors
+    /// As [`EventStore::load`].
+    async fn load_from(&self, id: OrderId, after: u64) -> Result<Vec<EventEnvelope>, StoreError> {
+        let mut events = self.load(id).await?;
+        events.retain(|e| e.version > after);
+        Ok(events)
+    }
+
     /// The idempotency record of `key` in `scope`, if one is kept.
     ///
     /// # Errors
@@ -98,11 +110,49 @@ pub trait UnitOfWork: Send {
     /// `IdempotencyKeyTaken` when the key was stored by a concurrent request.
     async fn remember(&mut self, record: &IdempotencyRecord) -> Result<(), StoreError>;
 
+    /// Stores a snapshot of the order's state at `snapshot.version` (which this unit
+    /// of work appended or which is already stored).
+    ///
+    /// # Errors
+    /// `Unavailable` or `Other`; the unit of work must then be dropped.
+    async fn save_snapshot(&mut self, snapshot: &StoredSnapshot) -> Result<(), StoreError>;
+
     /// Commits everything written through this unit of work.
     ///
     /// # Errors
     /// `Unavailable` or `Other`: then nothing was written.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// A snapshot of an order's state as stored: a cache of replaying its stream up to
+/// `version` (see [`domain::OrderSnapshot`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSnapshot {
+    pub order_id: OrderId,
+    pub version: u64,
+    /// The shape of `state`: [`domain::OrderSnapshot::STATE_SCHEMA_VERSION`] when written.
+    pub state_schema: u32,
+    /// The serialized [`domain::OrderSnapshot`].
+    pub state: serde_json::Value,
+    /// The latest `occurred_at` of the events up to `version`: a query as of an
+    /// earlier instant must not use this snapshot. Filled by the store on save.
+    pub last_occurred_at: DateTime<Utc>,
+}
+
+/// Where snapshots are read.
+#[async_trait]
+pub trait SnapshotStore: Send + Sync {
+    /// The latest snapshot of the order whose `state_schema` is `state_schema` and,
+    /// with `as_of`, whose `last_occurred_at` is not later than it.
+    ///
+    /// # Errors
+    /// `Unavailable` when the database cannot be reached.
+    async fn latest_snapshot(
+        &self,
+        id: OrderId,
+        state_schema: u32,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Option<StoredSnapshot>, StoreError>;
 }
 
 /// Where the use cases read the time.

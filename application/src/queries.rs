@@ -1,14 +1,15 @@
-//! Query use cases that must be current: they replay the order's event stream.
+//! Query use cases that must be current: they load the order from its event stream
+//! (from the latest usable snapshot and the later events, when snapshots are on).
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use domain::{Order, OrderId};
+use domain::{Order, OrderId, OrderSnapshot};
 use thiserror::Error;
 
 use crate::commands::CommandError;
 use crate::envelope::EventEnvelope;
-use crate::ports::{EventStore, StoreError};
+use crate::ports::{EventStore, SnapshotStore, StoreError};
 
 /// Why a query has no answer.
 #[derive(Debug, Error)]
@@ -50,10 +51,82 @@ pub(crate) fn rebuild(
         .map_err(|e| CommandError::Internal(StoreError::Corrupt(format!("order {id}: {e}"))))
 }
 
+/// Loads orders: from the latest usable snapshot plus the later events, or by
+/// replaying the whole stream. Both give the same order; snapshots only save time.
+#[derive(Clone)]
+pub(crate) struct Loader {
+    pub(crate) store: Arc<dyn EventStore>,
+    pub(crate) snapshots: Option<Arc<dyn SnapshotStore>>,
+}
+
+impl Loader {
+    pub(crate) fn new(store: Arc<dyn EventStore>) -> Self {
+        Self {
+            store,
+            snapshots: None,
+        }
+    }
+
+    /// The order now, or as of an instant (its events that occurred until then, in
+    /// version order, up to the first that occurred later). `None`: no such order.
+    ///
+    /// A snapshot is used only when its state schema is this code's and, with `as_of`,
+    /// when every event it includes occurred by then; an unreadable snapshot is
+    /// skipped (logged) and the stream replayed.
+    pub(crate) async fn load(
+        &self,
+        id: OrderId,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Option<Order>, CommandError> {
+        if let Some(snapshots) = &self.snapshots {
+            let latest = snapshots
+                .latest_snapshot(id, OrderSnapshot::STATE_SCHEMA_VERSION, as_of)
+                .await?;
+            if let Some(stored) = latest {
+                match serde_json::from_value::<OrderSnapshot>(stored.state) {
+                    Ok(snapshot) if snapshot.id == id && snapshot.version == stored.version => {
+                        let later = until(self.store.load_from(id, stored.version).await?, as_of);
+                        return Order::from_snapshot(
+                            snapshot,
+                            later.iter().map(EventEnvelope::recorded),
+                        )
+                        .map(Some)
+                        .map_err(|e| {
+                            CommandError::Internal(StoreError::Corrupt(format!(
+                                "order {id} after snapshot {}: {e}",
+                                stored.version
+                            )))
+                        });
+                    }
+                    Ok(_) => {
+                        tracing::warn!(order_id = %id, version = stored.version, "snapshot of another order or version; replaying the stream")
+                    }
+                    Err(error) => {
+                        tracing::warn!(order_id = %id, version = stored.version, %error, "unreadable snapshot; replaying the stream")
+                    }
+                }
+            }
+        }
+        let history = until(self.store.load(id).await?, as_of);
+        rebuild(id, &history)
+    }
+}
+
+/// The events that occurred until `as_of` (all without it): the prefix up to the
+/// first that occurred later.
+fn until(mut events: Vec<EventEnvelope>, as_of: Option<DateTime<Utc>>) -> Vec<EventEnvelope> {
+    if let Some(as_of) = as_of {
+        let upto = events.iter().take_while(|e| e.occurred_at <= as_of).count();
+        events.truncate(upto);
+    }
+    events
+}
+
 /// The strongly consistent queries.
 #[derive(Clone)]
 pub struct OrderQueries {
     store: Arc<dyn EventStore>,
+    loader: Loader,
 }
 
 impl std::fmt::Debug for OrderQueries {
@@ -64,7 +137,16 @@ impl std::fmt::Debug for OrderQueries {
 
 impl OrderQueries {
     pub fn new(store: Arc<dyn EventStore>) -> Self {
-        Self { store }
+        Self {
+            loader: Loader::new(store.clone()),
+            store,
+        }
+    }
+
+    /// Loads orders from their latest usable snapshot in `snapshots` and the later events.
+    pub fn with_snapshots(mut self, snapshots: Arc<dyn SnapshotStore>) -> Self {
+        self.loader.snapshots = Some(snapshots);
+        self
     }
 
     /// The order now, or as it was at `as_of` (the events that occurred until then).
@@ -77,15 +159,10 @@ impl OrderQueries {
         id: OrderId,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<Order, QueryError> {
-        let mut history = self.store.load(id).await?;
-        if let Some(as_of) = as_of {
-            let upto = history
-                .iter()
-                .take_while(|e| e.occurred_at <= as_of)
-                .count();
-            history.truncate(upto);
-        }
-        rebuild(id, &history)?.ok_or(QueryError::NotFound(id))
+        self.loader
+            .load(id, as_of)
+            .await?
+            .ok_or(QueryError::NotFound(id))
     }
 
     /// Every event of the order, in version order, with `recorded_at`.

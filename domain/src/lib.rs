@@ -20,6 +20,6 @@ pub mod values;
 
 pub use order::{
     DiscountPolicy, DiscountTable, DiscountTableError, HistoryError, NewLine, Order, OrderError,
-    OrderEvent, OrderFactory, OrderStatus, PlaceOrder, RecordedEvent,
+    OrderEvent, OrderFactory, OrderSnapshot, OrderStatus, PlaceOrder, RecordedEvent,
 };
 pub use values::*;

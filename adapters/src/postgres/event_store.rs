@@ -3,7 +3,8 @@
 
 use application::envelope::decode_event;
 use application::{
-    EventEnvelope, EventMetadata, EventStore, IdempotencyRecord, StoreError, UnitOfWork,
+    EventEnvelope, EventMetadata, EventStore, IdempotencyRecord, SnapshotStore, StoreError,
+    StoredSnapshot, UnitOfWork,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -44,45 +45,60 @@ fn to_i64(value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("version {value} out of range")))
 }
 
-#[async_trait]
-impl EventStore for PgEventStore {
-    async fn load(&self, id: OrderId) -> Result<Vec<EventEnvelope>, StoreError> {
+impl PgEventStore {
+    /// The events of one order after version `after`, decoded (upcast) to the current shapes.
+    async fn events_after(
+        &self,
+        id: OrderId,
+        after: u64,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
         let rows = sqlx::query(
             "SELECT event_id, version, event_type, schema_version, payload, metadata, traceparent, \
                     occurred_at, recorded_at \
-             FROM events WHERE stream_id = $1 ORDER BY version",
+             FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version",
         )
         .bind(id.as_uuid())
+        .bind(to_i64(after)?)
         .fetch_all(&self.pool)
         .await
         .map_err(store_error)?;
-        rows.iter()
-            .map(|row| {
-                let event_type: String = row.get("event_type");
-                let schema_version: i32 = row.get("schema_version");
-                let version: i64 = row.get("version");
-                let event = decode_event(
-                    &event_type,
-                    u32::try_from(schema_version).unwrap_or(0),
-                    row.get::<serde_json::Value, _>("payload"),
-                )
-                .map_err(|e| StoreError::Corrupt(format!("order {id} version {version}: {e}")))?;
-                let metadata: EventMetadata =
-                    serde_json::from_value(row.get("metadata")).map_err(|e| {
-                        StoreError::Corrupt(format!("order {id} version {version} metadata: {e}"))
-                    })?;
-                Ok(EventEnvelope {
-                    event_id: row.get("event_id"),
-                    aggregate_id: id,
-                    version: u64::try_from(version).unwrap_or_default(),
-                    occurred_at: row.get("occurred_at"),
-                    event,
-                    metadata,
-                    traceparent: row.get("traceparent"),
-                    recorded_at: Some(row.get("recorded_at")),
-                })
-            })
-            .collect()
+        rows.iter().map(|row| decode_row(id, row)).collect()
+    }
+}
+
+/// One `events` row as an envelope.
+fn decode_row(id: OrderId, row: &sqlx::postgres::PgRow) -> Result<EventEnvelope, StoreError> {
+    let event_type: String = row.get("event_type");
+    let schema_version: i32 = row.get("schema_version");
+    let version: i64 = row.get("version");
+    let event = decode_event(
+        &event_type,
+        u32::try_from(schema_version).unwrap_or(0),
+        row.get::<serde_json::Value, _>("payload"),
+    )
+    .map_err(|e| StoreError::Corrupt(format!("order {id} version {version}: {e}")))?;
+    let metadata: EventMetadata = serde_json::from_value(row.get("metadata"))
+        .map_err(|e| StoreError::Corrupt(format!("order {id} version {version} metadata: {e}")))?;
+    Ok(EventEnvelope {
+        event_id: row.get("event_id"),
+        aggregate_id: id,
+        version: u64::try_from(version).unwrap_or_default(),
+        occurred_at: row.get("occurred_at"),
+        event,
+        metadata,
+        traceparent: row.get("traceparent"),
+        recorded_at: Some(row.get("recorded_at")),
+    })
+}
+
+#[async_trait]
+impl EventStore for PgEventStore {
+    async fn load(&self, id: OrderId) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.events_after(id, 0).await
+    }
+
+    async fn load_from(&self, id: OrderId, after: u64) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.events_after(id, after).await
     }
 
     async fn find_idempotency(
@@ -110,6 +126,36 @@ impl EventStore for PgEventStore {
     async fn begin(&self) -> Result<Box<dyn UnitOfWork>, StoreError> {
         let tx = self.pool.begin().await.map_err(store_error)?;
         Ok(Box::new(PgUnitOfWork { tx, failed: false }))
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for PgEventStore {
+    async fn latest_snapshot(
+        &self,
+        id: OrderId,
+        state_schema: u32,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Option<StoredSnapshot>, StoreError> {
+        let row = sqlx::query(
+            "SELECT version, state_schema, state, last_occurred_at FROM snapshots \
+             WHERE stream_id = $1 AND state_schema = $2 \
+               AND ($3::timestamptz IS NULL OR last_occurred_at <= $3) \
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(id.as_uuid())
+        .bind(i32::try_from(state_schema).unwrap_or(i32::MAX))
+        .bind(as_of)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(row.map(|row| StoredSnapshot {
+            order_id: id,
+            version: u64::try_from(row.get::<i64, _>("version")).unwrap_or_default(),
+            state_schema: u32::try_from(row.get::<i32, _>("state_schema")).unwrap_or_default(),
+            state: row.get("state"),
+            last_occurred_at: row.get("last_occurred_at"),
+        }))
     }
 }
 
@@ -216,6 +262,32 @@ impl UnitOfWork for PgUnitOfWork {
         .bind(&record.fingerprint)
         .bind(record.order_id.as_uuid())
         .bind(to_i64(record.version)?)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| self.fail(store_error(e)))?;
+        Ok(())
+    }
+
+    async fn save_snapshot(&mut self, snapshot: &StoredSnapshot) -> Result<(), StoreError> {
+        // `last_occurred_at` is the latest occurred_at of the events up to the version
+        // (usually the last one's; clocks may step back): the previous snapshot's value
+        // and the events after it, so only the stream's tail is read.
+        sqlx::query(
+            "WITH previous AS ( \
+                 SELECT version, last_occurred_at FROM snapshots \
+                 WHERE stream_id = $1 AND version < $2 ORDER BY version DESC LIMIT 1) \
+             INSERT INTO snapshots (stream_id, version, state_schema, state, last_occurred_at) \
+             SELECT $1, $2, $3, $4, GREATEST($5, \
+                    (SELECT last_occurred_at FROM previous), \
+                    (SELECT max(occurred_at) FROM events WHERE stream_id = $1 AND version <= $2 \
+                       AND version > coalesce((SELECT version FROM previous), 0))) \
+             ON CONFLICT (stream_id, version) DO NOTHING",
+        )
+        .bind(snapshot.order_id.as_uuid())
+        .bind(to_i64(snapshot.version)?)
+        .bind(i32::try_from(snapshot.state_schema).unwrap_or(i32::MAX))
+        .bind(&snapshot.state)
+        .bind(snapshot.last_occurred_at)
         .execute(&mut *self.tx)
         .await
         .map_err(|e| self.fail(store_error(e)))?;

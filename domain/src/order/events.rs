@@ -53,7 +53,19 @@ impl OrderEvent {
 
     /// The schema version of the payload shape this code writes.
     pub fn schema_version(&self) -> u32 {
-        1
+        Self::current_schema_version(self.event_type()).unwrap_or(1)
+    }
+
+    /// The schema version this code writes for `event_type` (`None` for an unknown type).
+    ///
+    /// History: `OrderCancelled` 1 → 2 renamed `refund` to `refundAmount`; every other
+    /// type is at 1.
+    pub fn current_schema_version(event_type: &str) -> Option<u32> {
+        match event_type {
+            "OrderCancelled" => Some(2),
+            other if Self::TYPES.contains(&other) => Some(1),
+            _ => None,
+        }
     }
 }
 

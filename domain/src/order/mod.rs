@@ -10,10 +10,12 @@
 //! - `error`: [`OrderError`] (rules) and [`HistoryError`] (a stream that is no order).
 //! - `status`: [`OrderStatus`] and its lifecycle.
 //! - `discount`: the [`DiscountPolicy`] domain service and its default, [`DiscountTable`].
+//! - `snapshot`: [`OrderSnapshot`], the state as a storable value, and `Order::from_snapshot`.
 
 mod discount;
 mod error;
 pub mod events;
+pub mod snapshot;
 mod status;
 
 #[cfg(test)]
@@ -28,6 +30,7 @@ use chrono::{DateTime, Utc};
 pub use discount::{DiscountPolicy, DiscountTable, DiscountTableError};
 pub use error::{HistoryError, OrderError};
 pub use events::{OrderEvent, RecordedEvent};
+pub use snapshot::OrderSnapshot;
 pub use status::OrderStatus;
 
 use crate::values::{

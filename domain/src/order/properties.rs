@@ -398,6 +398,64 @@ proptest! {
     }
 }
 
+proptest! {
+    #[test]
+    fn a_snapshot_at_any_version_plus_the_later_events_rebuilds_the_same_order(
+        placement in placement(),
+        commands in vec(command(), 0..30),
+    ) {
+        let mut order = OrderFactory::new(Arc::new(DiscountTable::parse(POLICY).unwrap()))
+            .place(placement, given_at())
+            .unwrap();
+        for (step, command) in (1..).zip(&commands) {
+            let _ = run(&mut order, command, given_at() + Duration::seconds(step));
+        }
+        let events = order.take_events();
+        for cut in 1..=events.len() {
+            let prefix = Order::from_history(order.id(), events[..cut].to_vec()).unwrap().unwrap();
+            // Through JSON, as the store keeps it.
+            let stored = serde_json::to_value(prefix.snapshot()).unwrap();
+            let snapshot: OrderSnapshot = serde_json::from_value(stored).unwrap();
+            prop_assert_eq!(snapshot.version, cut as u64);
+            let rebuilt = Order::from_snapshot(snapshot, events[cut..].to_vec());
+            prop_assert_eq!(rebuilt, Ok(order.clone()));
+        }
+    }
+}
+
+#[test]
+fn events_that_do_not_follow_a_snapshot_are_refused() {
+    let mut order = OrderFactory::new(Arc::new(DiscountTable::parse(POLICY).unwrap()))
+        .place(
+            PlaceOrder {
+                id: order_id(),
+                customer: customer(),
+                currency: vnd(),
+                items: vec![line("sku-1", 1, 100)],
+                discount_codes: vec![],
+            },
+            given_at(),
+        )
+        .unwrap();
+    order
+        .change_delivery_address(address("2 Street"), given_at())
+        .unwrap();
+    order
+        .change_delivery_address(address("3 Street"), given_at())
+        .unwrap();
+    let events = order.take_events();
+    let first = Order::from_history(order.id(), events[..1].to_vec())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        Order::from_snapshot(first.snapshot(), events[2..].to_vec()),
+        Err(HistoryError::VersionGap {
+            expected: 2,
+            found: 3
+        })
+    );
+}
+
 // ---------------------------------------------------------------------------------
 // Events on the wire
 // ---------------------------------------------------------------------------------

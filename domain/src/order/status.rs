@@ -1,6 +1,7 @@
 /// Where an order is in its lifecycle: `created` → `paid` → `shipped`, and
 /// `created` or `paid` → `cancelled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OrderStatus {
     Created,
     Paid,
