@@ -85,6 +85,7 @@ pub struct ProducerSettings {
 pub struct KafkaPublisher {
     producer: FutureProducer,
     topic: String,
+    settings: ProducerSettings,
 }
 
 impl std::fmt::Debug for KafkaPublisher {
@@ -117,7 +118,23 @@ impl KafkaPublisher {
         Ok(Self {
             producer,
             topic: topic.to_owned(),
+            settings: settings.clone(),
         })
+    }
+
+    /// A new producer with the same settings, to replace one in a fatal state.
+    ///
+    /// # Errors
+    /// When librdkafka refuses the configuration.
+    pub fn renew(&self) -> anyhow::Result<Self> {
+        Self::new(&self.settings, &self.topic)
+    }
+
+    /// Whether the producer hit a fatal error and can send nothing more. An idempotent
+    /// producer does when in-flight messages time out and the broker then fences it
+    /// (a frozen broker, for one); it must be replaced.
+    pub fn is_fatal(&self) -> bool {
+        self.producer.client().fatal_error().is_some()
     }
 
     pub fn topic(&self) -> &str {

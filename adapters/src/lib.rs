@@ -6,14 +6,17 @@
 //! The Kafka publisher (`rdkafka`) is what the relay sends outbox rows with.
 //!
 //! # Layout
-//! - [`postgres`]: pool, migrations, [`postgres::PgEventStore`] and its unit of work.
+//! - [`postgres`]: pool, migrations, [`postgres::PgEventStore`] (events, snapshots) and its
+//!   unit of work, [`postgres::PgReadModel`] and the read model's rebuild.
 //! - [`http`]: router, request parsing, problem+json errors, handlers.
 //! - [`kafka`]: [`kafka::KafkaPublisher`] and the message format (key, value, CloudEvents headers).
+//! - [`projector`]: the Kafka consumer that feeds the read model's projector.
 //! - [`service`]: configuration and `run` for the `order-service` binary.
 //! - [`telemetry`]: logging set-up shared by both binaries.
 
 pub mod http;
 pub mod kafka;
 pub mod postgres;
+pub mod projector;
 pub mod service;
 pub mod telemetry;

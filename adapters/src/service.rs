@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use application::{OrderCommands, OrderQueries, PublishAll, SystemClock};
+use application::{
+    OrderCommands, OrderQueries, Projector, PublishAll, SummaryQueries, SystemClock,
+};
 use axum::Router;
 use clap::{Parser, Subcommand, ValueEnum};
 use domain::{DiscountTable, OrderFactory};
@@ -14,7 +16,8 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::http::{router, AppState, HttpLimits, HttpMetrics};
-use crate::postgres::PgEventStore;
+use crate::postgres::{PgEventStore, PgReadModel};
+use crate::projector::ProjectorSettings;
 
 /// HTTP API for order commands and queries.
 ///
@@ -91,12 +94,44 @@ pub struct Cli {
     /// A snapshot of an order is stored every this many events (0: never).
     #[arg(long, env = "SNAPSHOT_INTERVAL", default_value_t = 100)]
     pub snapshot_interval: u64,
+
+    /// Run the read model's projector (a Kafka consumer) in this process.
+    #[arg(long, env = "PROJECTOR_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub projector: bool,
+
+    /// Bootstrap servers the projector consumes from.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+
+    /// Topic of the order events.
+    #[arg(long, env = "ORDERS_TOPIC", default_value = "orders.events")]
+    pub orders_topic: String,
+
+    /// Consumer group of the projector (one read model = one group).
+    #[arg(
+        long,
+        env = "PROJECTOR_GROUP_ID",
+        default_value = "order-service-projector"
+    )]
+    pub projector_group_id: String,
 }
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Read-model maintenance.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Rebuild the order-summary read model from the event store, into a fresh table
+    /// swapped in at the end (reads keep working meanwhile), and exit.
+    Rebuild,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -169,6 +204,16 @@ impl Cli {
         })
     }
 
+    /// The projector's settings, `None` when it is switched off.
+    pub fn projector_settings(&self) -> Option<ProjectorSettings> {
+        self.projector.then(|| ProjectorSettings {
+            brokers: self.kafka_brokers.clone(),
+            topic: self.orders_topic.clone(),
+            group_id: self.projector_group_id.clone(),
+            max_batch: 500,
+        })
+    }
+
     /// `HTTP_ADDR` as a socket address; `:PORT` means every interface.
     ///
     /// # Errors
@@ -213,11 +258,28 @@ pub fn build_router(pool: PgPool, settings: &ServiceSettings) -> anyhow::Result<
     let state = AppState {
         commands,
         queries: OrderQueries::new(store.clone()).with_snapshots(store),
+        summaries: SummaryQueries::new(Arc::new(PgReadModel::new(pool.clone()))),
         pool,
         metrics: Arc::new(HttpMetrics::new()?),
         body_limit: settings.body_limit,
     };
     Ok(router(state, settings.limits))
+}
+
+/// Runs the read model's projector on `pool` until `shutdown` resolves.
+///
+/// # Errors
+/// When the Kafka consumer cannot be created or subscribed.
+pub async fn run_projector(
+    pool: PgPool,
+    settings: ProjectorSettings,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let projector = Projector::new(
+        Arc::new(PgReadModel::new(pool.clone())),
+        Arc::new(PgEventStore::new(pool)),
+    );
+    crate::projector::run(settings, projector, shutdown).await
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight

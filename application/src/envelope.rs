@@ -145,6 +145,46 @@ impl EventEnvelope {
     }
 }
 
+/// The envelope as a consumer reads it off the topic (`to_wire`'s shape), with its
+/// payload upcast to the current schema. `recorded_at` is `None` (it is not published)
+/// and so is `traceparent` (it travels as a header).
+///
+/// # Errors
+/// [`DecodeError::BadPayload`] when a field is missing or malformed, or as [`decode_event`].
+pub fn from_wire(value: &Value) -> Result<EventEnvelope, DecodeError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Incoming {
+        event_id: Uuid,
+        aggregate_id: OrderId,
+        event_type: String,
+        version: u64,
+        schema_version: u32,
+        occurred_at: DateTime<Utc>,
+        payload: Value,
+        metadata: EventMetadata,
+    }
+    let incoming = Incoming::deserialize(value).map_err(|e| DecodeError::BadPayload {
+        event_type: value["eventType"].as_str().unwrap_or("?").to_owned(),
+        reason: format!("envelope: {e}"),
+    })?;
+    let event = decode_event(
+        &incoming.event_type,
+        incoming.schema_version,
+        incoming.payload,
+    )?;
+    Ok(EventEnvelope {
+        event_id: incoming.event_id,
+        aggregate_id: incoming.aggregate_id,
+        version: incoming.version,
+        occurred_at: incoming.occurred_at,
+        event,
+        metadata: incoming.metadata,
+        traceparent: None,
+        recorded_at: None,
+    })
+}
+
 /// The payload JSON of an event.
 pub fn encode_payload(event: &OrderEvent) -> Value {
     match serde_json::to_value(event) {

@@ -14,12 +14,16 @@
 //! - [`ports`]: the traits adapters implement ([`EventStore`], [`UnitOfWork`], [`Clock`]).
 //! - [`envelope`]: [`EventEnvelope`], the event with its metadata, and its wire form.
 //! - [`commands`]: [`OrderCommands`], one method per command, and [`CommandError`].
-//! - [`queries`]: [`OrderQueries`]: the current order, the order as of an instant, its history.
+//! - [`queries`]: [`OrderQueries`]: the current order, the order as of an instant, its
+//!   history; loaded from the latest usable snapshot ([`SnapshotStore`]) when there is one.
+//! - [`projection`]: the read side: [`OrderSummary`], the [`ReadModel`] port, the
+//!   idempotent, gap-aware [`Projector`] and the list query [`SummaryQueries`].
 //! - [`publication`]: which events become outbox messages.
 
 pub mod commands;
 pub mod envelope;
 pub mod ports;
+pub mod projection;
 pub mod publication;
 pub mod queries;
 
@@ -30,6 +34,9 @@ pub use envelope::{DecodeError, EventEnvelope, EventMetadata};
 pub use ports::{
     Clock, EventStore, IdempotencyRecord, SnapshotStore, StoreError, StoredSnapshot, SystemClock,
     UnitOfWork,
+};
+pub use projection::{
+    Applied, OrderSummary, Projector, ReadModel, SummaryFilter, SummaryPage, SummaryQueries,
 };
 pub use publication::{PublicationPolicy, PublishAll};
 pub use queries::{OrderQueries, QueryError};

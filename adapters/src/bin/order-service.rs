@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use adapters::service::{self, Cli, Command, LogFormat};
+use adapters::service::{self, Cli, Command, LogFormat, ProjectionsCommand};
 use adapters::{postgres, telemetry};
 use anyhow::Context;
 use clap::Parser;
@@ -28,10 +28,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.db_max_connections,
         Duration::from_millis(cli.db_acquire_timeout_ms),
     )?;
-    if let Some(Command::Migrate) = cli.command {
-        postgres::migrate(&pool).await?;
-        tracing::info!("migrations applied");
-        return Ok(());
+    match cli.command {
+        Some(Command::Migrate) => {
+            postgres::migrate(&pool).await?;
+            tracing::info!("migrations applied");
+            return Ok(());
+        }
+        Some(Command::Projections {
+            command: ProjectionsCommand::Rebuild,
+        }) => {
+            let report = postgres::rebuild(&pool).await?;
+            tracing::info!(
+                events = report.events,
+                orders = report.orders,
+                seconds = report.elapsed.as_secs_f64(),
+                events_per_second = report.events_per_second().round(),
+                "read model rebuilt and swapped in"
+            );
+            return Ok(());
+        }
+        None => {}
     }
     let settings = cli.settings()?;
     tracing::warn!("AUTH_MODE=none: authentication is off and X-User-Id is trusted; for local development only");
@@ -49,7 +65,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         pool.clone(),
         Duration::from_secs(3600),
     ));
-    let served = service::run(router, listener, service::shutdown_signal()).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let projector = cli.projector_settings().map(|settings| {
+        let mut stopped = stopped.clone();
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            if let Err(error) = service::run_projector(pool, settings, shutdown).await {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "projector stopped; the read model is no longer updated"
+                );
+            }
+        })
+    });
+    if projector.is_none() {
+        tracing::info!("PROJECTOR_ENABLED=false: the read model is not updated by this process");
+    }
+    let served = service::run(router, listener, async move {
+        service::shutdown_signal().await;
+        let _ = stop.send(true);
+    })
+    .await;
+    if let Some(projector) = projector {
+        if let Err(error) = projector.await {
+            tracing::error!(%error, "projector panicked");
+        }
+    }
     purge.abort();
     pool.close().await;
     tracing::info!("order-service stopped");

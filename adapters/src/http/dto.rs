@@ -371,3 +371,43 @@ impl<'a> OrderResponse<'a> {
         }
     }
 }
+
+/// `GET /orders`: one order of the read model.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SummaryResponse<'a> {
+    order_id: OrderId,
+    customer_id: &'a str,
+    status: &'static str,
+    total: u64,
+    currency: &'a str,
+    item_count: usize,
+    version: u64,
+    created_at: String,
+    updated_at: String,
+}
+
+impl<'a> SummaryResponse<'a> {
+    pub(super) fn from_summary(summary: &'a application::OrderSummary) -> Self {
+        Self {
+            order_id: summary.order_id,
+            customer_id: &summary.customer_id,
+            status: summary.status.as_str(),
+            total: summary.total,
+            currency: &summary.currency,
+            item_count: summary.item_count(),
+            version: summary.version,
+            created_at: format_time(summary.created_at),
+            updated_at: format_time(summary.updated_at),
+        }
+    }
+}
+
+/// `GET /orders`: a page of the read model, newest first.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SummaryPageResponse<'a> {
+    pub(super) items: Vec<SummaryResponse<'a>>,
+    /// `null` on the last page.
+    pub(super) next_cursor: Option<String>,
+}

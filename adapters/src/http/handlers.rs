@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use application::CommandOutcome;
+use application::SummaryFilter;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -10,13 +11,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use domain::{OrderId, ProductId};
+use domain::{CustomerId, OrderId, OrderStatus, ProductId};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
 use super::dto::{
     AckResponse, AddressRequest, CancellationRequest, CreateOrderRequest, ItemRequest,
-    OrderResponse, PaymentRequest, ShipmentRequest,
+    OrderResponse, PaymentRequest, ShipmentRequest, SummaryPageResponse, SummaryResponse,
 };
 use super::extract::{command_context, correlation_id, CorrelationId, JsonBody};
 use super::problem::ApiError;
@@ -272,6 +273,116 @@ pub(super) async fn get_order(
     Ok(response)
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ListParams {
+    customer_id: Option<String>,
+    status: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// The largest and the default page of `GET /orders`.
+const MAX_PAGE: u32 = 100;
+const DEFAULT_PAGE: u32 = 20;
+
+pub(super) async fn list_orders(
+    State(state): State<AppState>,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Answer {
+    let Query(params) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = match params.limit.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "limit {text:?} is not an integer from 1 to {MAX_PAGE}"
+                ))
+            })?,
+    };
+    let status = params
+        .status
+        .as_deref()
+        .map(|text| {
+            OrderStatus::parse(text).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "status {text:?} is not one of created, paid, shipped, cancelled"
+                ))
+            })
+        })
+        .transpose()?;
+    let customer_id = params
+        .customer_id
+        .map(|text| {
+            CustomerId::parse(text.clone())
+                .map(|id| id.as_str().to_owned())
+                .map_err(|e| ApiError::bad_request(format!("customerId {e}")))
+        })
+        .transpose()?;
+    let after = params
+        .cursor
+        .as_deref()
+        .map(|text| {
+            cursor::decode(text).ok_or_else(|| ApiError::bad_request("cursor is malformed"))
+        })
+        .transpose()?;
+    let page = state
+        .summaries
+        .list(&SummaryFilter {
+            customer_id,
+            status,
+            limit,
+            after,
+        })
+        .await?;
+    state.metrics.set_read_model_lag(page.lag);
+    let body = SummaryPageResponse {
+        items: page
+            .items
+            .iter()
+            .map(SummaryResponse::from_summary)
+            .collect(),
+        next_cursor: page.next.map(|(at, id)| cursor::encode(at, id)),
+    };
+    let mut response = Json(body).into_response();
+    if let Ok(lag) = HeaderValue::from_str(&page.lag.as_millis().to_string()) {
+        response.headers_mut().insert("x-read-model-lag-ms", lag);
+    }
+    Ok(response)
+}
+
+/// The opaque page cursor: the hex of `<createdAt µs>:<orderId>` of the last item.
+mod cursor {
+    use chrono::{DateTime, Utc};
+    use domain::OrderId;
+
+    pub(super) fn encode(at: DateTime<Utc>, id: OrderId) -> String {
+        format!("{}:{id}", at.timestamp_micros())
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    pub(super) fn decode(text: &str) -> Option<(DateTime<Utc>, OrderId)> {
+        if text.len() % 2 != 0 || text.len() > 200 {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> = (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+            .collect();
+        let plain = String::from_utf8(bytes?).ok()?;
+        let (micros, id) = plain.split_once(':')?;
+        Some((
+            DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            OrderId::parse(id).ok()?,
+        ))
+    }
+}
+
 pub(super) async fn get_history(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -302,6 +413,10 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Answer {
 }
 
 pub(super) async fn metrics_text(State(state): State<AppState>) -> Response {
+    match state.summaries.lag().await {
+        Ok(lag) => state.metrics.set_read_model_lag(lag),
+        Err(error) => tracing::debug!(%error, "read model lag unknown"),
+    }
     (
         [(
             header::CONTENT_TYPE,

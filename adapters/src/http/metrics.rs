@@ -5,7 +5,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Gauge, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 use super::AppState;
 
@@ -15,6 +15,7 @@ pub struct HttpMetrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    read_model_lag: Gauge,
 }
 
 impl HttpMetrics {
@@ -42,12 +43,23 @@ impl HttpMetrics {
             &["method", "route"],
         )?;
         registry.register(Box::new(requests.clone()))?;
+        let read_model_lag = Gauge::new(
+            "read_model_lag_seconds",
+            "Time between the newest committed event and the newest event applied to the read model",
+        )?;
         registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(read_model_lag.clone()))?;
         Ok(Self {
             registry,
             requests,
             latency,
+            read_model_lag,
         })
+    }
+
+    /// Records the read model's lag (read when `/metrics` is scraped or a list is served).
+    pub fn set_read_model_lag(&self, lag: std::time::Duration) {
+        self.read_model_lag.set(lag.as_secs_f64());
     }
 
     /// The Prometheus text exposition of every metric.

@@ -16,7 +16,7 @@ mod problem;
 use std::sync::Arc;
 use std::time::Duration;
 
-use application::{OrderCommands, OrderQueries};
+use application::{OrderCommands, OrderQueries, SummaryQueries};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use sqlx::PgPool;
@@ -29,6 +29,8 @@ pub use problem::{ApiError, FieldError};
 pub struct AppState {
     pub commands: OrderCommands,
     pub queries: OrderQueries,
+    /// The read model (`GET /orders`).
+    pub summaries: SummaryQueries,
     pub pool: PgPool,
     pub metrics: Arc<HttpMetrics>,
     /// The largest accepted request body, in bytes.
@@ -46,7 +48,7 @@ pub struct HttpLimits {
 pub fn router(state: AppState, limits: HttpLimits) -> Router {
     use handlers::*;
     Router::new()
-        .route("/orders", post(create_order))
+        .route("/orders", post(create_order).get(list_orders))
         .route("/orders/{id}", get(get_order))
         .route("/orders/{id}/history", get(get_history))
         .route("/orders/{id}/items", post(add_item))

@@ -1,7 +1,9 @@
-//! PostgreSQL: connection pool, migrations and the event store.
+//! PostgreSQL: connection pool, migrations, the event store (with snapshots) and the
+//! order-summary read model.
 
 mod event_store;
 pub mod outbox;
+pub mod read_model;
 pub mod replay;
 
 use std::time::Duration;
@@ -11,6 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 pub use event_store::{purge_idempotency_keys, PgEventStore};
+pub use read_model::{rebuild, PgReadModel, RebuildReport};
 
 /// The migrations of `migrations/`, embedded in the binaries.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

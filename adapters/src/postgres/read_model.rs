@@ -1,0 +1,430 @@
+//! The order-summary read model on PostgreSQL (`order_summaries`), and its rebuild
+//! from the event store. All SQL on the read model's tables is here.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use application::envelope::decode_event;
+use application::projection::fold;
+use application::{
+    EventEnvelope, EventMetadata, OrderSummary, ReadModel, StoreError, SummaryFilter,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::{OrderId, OrderStatus};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use super::is_unavailable;
+
+/// The live table.
+const TABLE: &str = "order_summaries";
+/// The table a rebuild fills before it is swapped in.
+const REBUILD_TABLE: &str = "order_summaries_rebuild";
+/// Events read per query by the rebuild.
+const REBUILD_CHUNK: i64 = 50_000;
+/// Summaries written per statement.
+const WRITE_CHUNK: usize = 10_000;
+/// How far back (in global positions) the rebuild's final catch-up reads again, for
+/// events whose transaction committed after later positions had been read.
+const LATE_COMMIT_WINDOW: i64 = 10_000;
+
+fn store_error(error: sqlx::Error) -> StoreError {
+    if is_unavailable(&error) {
+        StoreError::Unavailable(Box::new(error))
+    } else {
+        StoreError::Other(Box::new(error))
+    }
+}
+
+/// The read model on a PostgreSQL pool.
+#[derive(Debug, Clone)]
+pub struct PgReadModel {
+    pool: PgPool,
+}
+
+impl PgReadModel {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+const COLUMNS: &str = "order_id, customer_id, status, total, currency, product_ids, last_version, \
+                       last_event_id, last_recorded_at, created_at, updated_at";
+
+fn summary(row: &PgRow) -> Result<OrderSummary, StoreError> {
+    let status: String = row.get("status");
+    Ok(OrderSummary {
+        order_id: OrderId::from_uuid(row.get("order_id")),
+        customer_id: row.get("customer_id"),
+        status: OrderStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("read model status {status:?}")))?,
+        total: u64::try_from(row.get::<i64, _>("total")).unwrap_or_default(),
+        currency: row.get("currency"),
+        product_ids: row.get("product_ids"),
+        version: u64::try_from(row.get::<i64, _>("last_version")).unwrap_or_default(),
+        last_event_id: row.get("last_event_id"),
+        last_recorded_at: row.get("last_recorded_at"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    })
+}
+
+/// The read model's columns of some summaries, one array per column, bound to
+/// `UNNEST` (one statement per chunk instead of one per row).
+struct Columns<'a> {
+    ids: Vec<Uuid>,
+    customers: Vec<&'a str>,
+    statuses: Vec<&'static str>,
+    totals: Vec<i64>,
+    currencies: Vec<&'a str>,
+    /// One array per row: UNNEST would flatten a text[][], so each travels as JSON.
+    products: Vec<serde_json::Value>,
+    versions: Vec<i64>,
+    event_ids: Vec<Uuid>,
+    recorded: Vec<Option<DateTime<Utc>>>,
+    created: Vec<DateTime<Utc>>,
+    updated: Vec<DateTime<Utc>>,
+}
+
+/// The rows of [`Columns`], as `s.*`.
+const UNNEST: &str = "FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::jsonb[], \
+                      $7::bigint[], $8::uuid[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[]) \
+                      AS s(order_id, customer_id, status, total, currency, products, version, event_id, \
+                           recorded_at, created_at, updated_at)";
+
+/// The columns an insert names, in [`Columns`] order.
+const INSERTED: &str = "(order_id, customer_id, status, total, currency, product_ids, item_count, \
+                        last_version, last_event_id, last_recorded_at, created_at, updated_at)";
+
+impl<'a> Columns<'a> {
+    fn of(summaries: &'a [OrderSummary]) -> Self {
+        let n = summaries.len();
+        let mut c = Columns {
+            ids: Vec::with_capacity(n),
+            customers: Vec::with_capacity(n),
+            statuses: Vec::with_capacity(n),
+            totals: Vec::with_capacity(n),
+            currencies: Vec::with_capacity(n),
+            products: Vec::with_capacity(n),
+            versions: Vec::with_capacity(n),
+            event_ids: Vec::with_capacity(n),
+            recorded: Vec::with_capacity(n),
+            created: Vec::with_capacity(n),
+            updated: Vec::with_capacity(n),
+        };
+        for s in summaries {
+            c.ids.push(s.order_id.as_uuid());
+            c.customers.push(s.customer_id.as_str());
+            c.statuses.push(s.status.as_str());
+            c.totals.push(i64::try_from(s.total).unwrap_or(i64::MAX));
+            c.currencies.push(s.currency.as_str());
+            c.products
+                .push(serde_json::Value::from(s.product_ids.clone()));
+            c.versions
+                .push(i64::try_from(s.version).unwrap_or(i64::MAX));
+            c.event_ids.push(s.last_event_id);
+            c.recorded.push(s.last_recorded_at);
+            c.created.push(s.created_at);
+            c.updated.push(s.updated_at);
+        }
+        c
+    }
+
+    async fn execute(self, conn: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(sql)
+            .bind(self.ids)
+            .bind(self.customers)
+            .bind(self.statuses)
+            .bind(self.totals)
+            .bind(self.currencies)
+            .bind(self.products)
+            .bind(self.versions)
+            .bind(self.event_ids)
+            .bind(self.recorded)
+            .bind(self.created)
+            .bind(self.updated)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Writes summaries into `table`; a stored row at the same or a later version is kept.
+/// A missing `last_recorded_at` is read from the event store by event id.
+async fn upsert(
+    conn: &mut PgConnection,
+    table: &str,
+    summaries: &[OrderSummary],
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO {table} {INSERTED} \
+         SELECT s.order_id, s.customer_id, s.status, s.total, s.currency, \
+                ARRAY(SELECT jsonb_array_elements_text(s.products)), jsonb_array_length(s.products), \
+                s.version, s.event_id, \
+                coalesce(s.recorded_at, (SELECT e.recorded_at FROM events e WHERE e.event_id = s.event_id)), \
+                s.created_at, s.updated_at \
+         {UNNEST} \
+         ON CONFLICT (order_id) DO UPDATE SET \
+             customer_id = EXCLUDED.customer_id, status = EXCLUDED.status, total = EXCLUDED.total, \
+             currency = EXCLUDED.currency, product_ids = EXCLUDED.product_ids, \
+             item_count = EXCLUDED.item_count, last_version = EXCLUDED.last_version, \
+             last_event_id = EXCLUDED.last_event_id, last_recorded_at = EXCLUDED.last_recorded_at, \
+             created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at \
+         WHERE {table}.last_version < EXCLUDED.last_version"
+    );
+    for chunk in summaries.chunks(WRITE_CHUNK) {
+        Columns::of(chunk).execute(conn, &sql).await?;
+    }
+    Ok(())
+}
+
+/// Inserts summaries into the empty, not yet indexed rebuild table.
+async fn insert_new(
+    conn: &mut PgConnection,
+    summaries: &[OrderSummary],
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO {REBUILD_TABLE} {INSERTED} \
+         SELECT s.order_id, s.customer_id, s.status, s.total, s.currency, \
+                ARRAY(SELECT jsonb_array_elements_text(s.products)), jsonb_array_length(s.products), \
+                s.version, s.event_id, s.recorded_at, s.created_at, s.updated_at \
+         {UNNEST}"
+    );
+    for chunk in summaries.chunks(WRITE_CHUNK) {
+        Columns::of(chunk).execute(conn, &sql).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ReadModel for PgReadModel {
+    async fn summaries(&self, ids: &[OrderId]) -> Result<Vec<OrderSummary>, StoreError> {
+        let ids: Vec<Uuid> = ids.iter().map(OrderId::as_uuid).collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM {TABLE} WHERE order_id = ANY($1)"
+        ))
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter().map(summary).collect()
+    }
+
+    async fn save(&self, summaries: &[OrderSummary]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        upsert(&mut tx, TABLE, summaries)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn page(&self, filter: &SummaryFilter) -> Result<Vec<OrderSummary>, StoreError> {
+        let (after_at, after_id) = filter
+            .after
+            .map_or((None, None), |(at, id)| (Some(at), Some(id.as_uuid())));
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM {TABLE} \
+             WHERE ($1::text IS NULL OR customer_id = $1) \
+               AND ($2::text IS NULL OR status = $2) \
+               AND ($3::timestamptz IS NULL OR (created_at, order_id) < ($3, $4::uuid)) \
+             ORDER BY created_at DESC, order_id DESC LIMIT $5"
+        ))
+        .bind(filter.customer_id.as_deref())
+        .bind(filter.status.map(OrderStatus::as_str))
+        .bind(after_at)
+        .bind(after_id)
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter().map(summary).collect()
+    }
+
+    async fn lag(&self) -> Result<Duration, StoreError> {
+        // The newest committed event against the newest applied one; before anything
+        // is applied, against the first event.
+        let lag_ms: f64 = sqlx::query_scalar(&format!(
+            "SELECT coalesce(greatest(0, extract(epoch FROM \
+                 (SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1) \
+               - coalesce((SELECT max(last_recorded_at) FROM {TABLE}), \
+                          (SELECT recorded_at FROM events ORDER BY global_position LIMIT 1))) * 1000), 0)::float8"
+        ))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(Duration::from_secs_f64(lag_ms.max(0.0) / 1000.0))
+    }
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RebuildReport {
+    pub events: u64,
+    pub orders: u64,
+    pub elapsed: Duration,
+}
+
+impl RebuildReport {
+    /// Events folded per second.
+    pub fn events_per_second(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Folds the events after global position `after` into `summaries`, in global order;
+/// returns the last position read and the number of events after `new_after` (the
+/// events not read before).
+async fn fold_events(
+    conn: &mut PgConnection,
+    summaries: &mut HashMap<Uuid, Option<OrderSummary>>,
+    mut after: i64,
+    new_after: i64,
+) -> anyhow::Result<(i64, u64)> {
+    use anyhow::Context;
+    let mut count = 0;
+    loop {
+        let rows = sqlx::query(
+            "SELECT global_position, event_id, stream_id, version, event_type, schema_version, payload, \
+                    occurred_at, recorded_at \
+             FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2",
+        )
+        .bind(after)
+        .bind(REBUILD_CHUNK)
+        .fetch_all(&mut *conn)
+        .await
+        .context("reading the event store")?;
+        let Some(last) = rows.last() else {
+            return Ok((after, count));
+        };
+        after = last.get("global_position");
+        for row in &rows {
+            if row.get::<i64, _>("global_position") > new_after {
+                count += 1;
+            }
+            let stream: Uuid = row.get("stream_id");
+            let version: i64 = row.get("version");
+            let event = decode_event(
+                row.get("event_type"),
+                u32::try_from(row.get::<i32, _>("schema_version")).unwrap_or(0),
+                row.get("payload"),
+            )
+            .with_context(|| format!("order {stream} version {version}"))?;
+            let envelope = EventEnvelope {
+                event_id: row.get("event_id"),
+                aggregate_id: OrderId::from_uuid(stream),
+                version: u64::try_from(version).unwrap_or_default(),
+                occurred_at: row.get("occurred_at"),
+                event,
+                // The summary reads neither.
+                metadata: EventMetadata {
+                    user_id: None,
+                    correlation_id: String::new(),
+                    causation_id: String::new(),
+                },
+                traceparent: None,
+                recorded_at: Some(row.get("recorded_at")),
+            };
+            fold(summaries.entry(stream).or_default(), &envelope);
+        }
+    }
+}
+
+/// Creates the indexes of a read-model table named `table`.
+fn index_statements(table: &str) -> Vec<String> {
+    vec![
+        format!("ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY (order_id)"),
+        format!("CREATE INDEX {table}_newest_idx ON {table} (created_at DESC, order_id DESC)"),
+        format!("CREATE INDEX {table}_customer_idx ON {table} (customer_id, created_at DESC, order_id DESC)"),
+        format!("CREATE INDEX {table}_status_idx ON {table} (status, created_at DESC, order_id DESC)"),
+        format!("CREATE INDEX {table}_recorded_idx ON {table} (last_recorded_at DESC NULLS LAST)"),
+    ]
+}
+
+/// Rebuilds the read model from the event store: folds every event, in global order,
+/// into a fresh `order_summaries_rebuild`, then swaps it in for `order_summaries` in one
+/// transaction. Reads keep answering from the old table until the swap.
+///
+/// The swap locks the live table (the projector waits), folds the events committed
+/// since the bulk read (re-reading a window before it, for transactions that
+/// committed late) and renames. The result is complete up to the swap; later events
+/// reach it through the projector, which skips what the rebuild already applied.
+///
+/// # Errors
+/// When the database fails or a stored event cannot be decoded; the live table is
+/// then untouched.
+#[tracing::instrument(skip_all, err)]
+pub async fn rebuild(pool: &PgPool) -> anyhow::Result<RebuildReport> {
+    use anyhow::Context;
+    let started = Instant::now();
+    let mut conn = pool.acquire().await.context("connecting to PostgreSQL")?;
+    sqlx::query(&format!("DROP TABLE IF EXISTS {REBUILD_TABLE}"))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(&format!(
+        "CREATE TABLE {REBUILD_TABLE} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+    ))
+    .execute(&mut *conn)
+    .await?;
+
+    let mut summaries = HashMap::new();
+    let (read_to, mut events) = fold_events(&mut conn, &mut summaries, 0, 0).await?;
+    tracing::info!(
+        events,
+        orders = summaries.len(),
+        "event store folded; writing the new table"
+    );
+    let all: Vec<OrderSummary> = summaries.values().flatten().cloned().collect();
+    // Bulk load, then index (faster than maintaining indexes row by row).
+    sqlx::query(&format!("ALTER TABLE {REBUILD_TABLE} SET UNLOGGED"))
+        .execute(&mut *conn)
+        .await?;
+    for chunk in all.chunks(WRITE_CHUNK) {
+        insert_new(&mut conn, chunk).await?;
+    }
+    sqlx::query(&format!("ALTER TABLE {REBUILD_TABLE} SET LOGGED"))
+        .execute(&mut *conn)
+        .await?;
+    for statement in index_statements(REBUILD_TABLE) {
+        sqlx::query(&statement).execute(&mut *conn).await?;
+    }
+
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query(&format!("LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE"))
+        .execute(&mut *tx)
+        .await?;
+    let before: HashMap<Uuid, u64> = summaries
+        .iter()
+        .filter_map(|(id, s)| s.as_ref().map(|s| (*id, s.version)))
+        .collect();
+    let window = (read_to - LATE_COMMIT_WINDOW).max(0);
+    let (_, late) = fold_events(&mut tx, &mut summaries, window, read_to).await?;
+    events += late;
+    let caught_up: Vec<OrderSummary> = summaries
+        .iter()
+        .filter_map(|(id, s)| s.as_ref().filter(|s| before.get(id) != Some(&s.version)))
+        .cloned()
+        .collect();
+    upsert(&mut tx, REBUILD_TABLE, &caught_up).await?;
+    for statement in [
+        format!("ALTER TABLE {TABLE} RENAME TO order_summaries_replaced"),
+        format!("ALTER TABLE {REBUILD_TABLE} RENAME TO {TABLE}"),
+        "DROP TABLE order_summaries_replaced".to_owned(),
+        format!("ALTER TABLE {TABLE} RENAME CONSTRAINT {REBUILD_TABLE}_pkey TO {TABLE}_pkey"),
+        format!("ALTER INDEX {REBUILD_TABLE}_newest_idx RENAME TO {TABLE}_newest_idx"),
+        format!("ALTER INDEX {REBUILD_TABLE}_customer_idx RENAME TO {TABLE}_customer_idx"),
+        format!("ALTER INDEX {REBUILD_TABLE}_status_idx RENAME TO {TABLE}_status_idx"),
+        format!("ALTER INDEX {REBUILD_TABLE}_recorded_idx RENAME TO {TABLE}_recorded_idx"),
+    ] {
+        sqlx::query(&statement).execute(&mut *tx).await?;
+    }
+    tx.commit()
+        .await
+        .context("swapping the rebuilt read model in")?;
+    Ok(RebuildReport {
+        events,
+        orders: summaries.values().flatten().count() as u64,
+        elapsed: started.elapsed(),
+    })
+}
