@@ -103,6 +103,24 @@ impl System {
         system
     }
 
+    /// Starts the read model's projector, as `order-service` runs it, consuming the
+    /// system's topic in a consumer group of its own.
+    pub fn start_projector(&mut self) {
+        let settings = adapters::projector::ProjectorSettings {
+            brokers: brokers(),
+            topic: self.topic.clone(),
+            group_id: format!("order-service-projector-{}", Uuid::now_v7().simple()),
+            max_batch: 500,
+        };
+        let pool = self.pool.clone();
+        let shutdown = wait_for(self.stopped.clone());
+        self.tasks.push(tokio::spawn(async move {
+            adapters::service::run_projector(pool, settings, shutdown)
+                .await
+                .expect("projector");
+        }));
+    }
+
     /// Starts `count` more relays on the system's database and topic.
     pub fn start_relays(&mut self, count: usize) {
         for _ in 0..count {

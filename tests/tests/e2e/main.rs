@@ -3,6 +3,8 @@
 //!
 //! Run with `scripts/test.sh` (it starts the broker and sets `KAFKA_BROKERS`).
 
+mod read_side;
+
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
