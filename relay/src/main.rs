@@ -85,6 +85,7 @@ fn selection(target: &ParkedTarget) -> ParkedSelection {
 }
 
 async fn relay(pool: PgPool, config: &RunConfig) -> anyhow::Result<()> {
+    let shutdown = service::shutdown_signal();
     let publisher = KafkaPublisher::new(
         &ProducerSettings {
             brokers: config.kafka_brokers.clone(),
@@ -126,7 +127,7 @@ async fn relay(pool: PgPool, config: &RunConfig) -> anyhow::Result<()> {
     let admin =
         tokio::spawn(async move { axum::serve(admin_listener, admin::router(metrics)).await });
     tokio::select! {
-        () = relay.run(service::shutdown_signal()) => tracing::info!("relay loop finished its last cycle"),
+        () = relay.run(shutdown) => tracing::info!("relay loop finished its last cycle"),
         served = admin => {
             let error = match served {
                 Ok(Ok(())) => anyhow::anyhow!("admin server ended"),

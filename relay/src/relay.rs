@@ -75,6 +75,23 @@ pub enum CycleError {
 }
 
 impl CycleError {
+    /// Whether the producer's idempotence state is broken (fenced, epoch or sequence
+    /// lost), so that only a new producer can send again.
+    fn is_producer_state(&self) -> bool {
+        let Self::Delivery { error, .. } = self else { return false };
+        matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::ProducerFenced
+                    | RDKafkaErrorCode::Fatal
+                    | RDKafkaErrorCode::InvalidProducerEpoch
+                    | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                    | RDKafkaErrorCode::UnknownProducerId
+                    | RDKafkaErrorCode::InvalidProducerIdMapping
+            )
+        )
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Self::Database(_) => "database",
@@ -103,7 +120,7 @@ fn is_poison(error: &KafkaError) -> bool {
 pub struct Relay {
     id: Uuid,
     pool: PgPool,
-    publisher: KafkaPublisher,
+    publisher: Arc<RwLock<KafkaPublisher>>,
     metrics: Arc<RelayMetrics>,
     settings: RelaySettings,
     partitions: Arc<RwLock<Vec<i32>>>,
@@ -120,7 +137,7 @@ impl Relay {
         Self {
             id: Uuid::now_v7(),
             pool,
-            publisher,
+            publisher: Arc::new(RwLock::new(publisher)),
             metrics,
             settings,
             partitions: Arc::new(RwLock::new(Vec::new())),
@@ -257,6 +274,7 @@ impl Relay {
             });
         }
         let full = rows.len() as u64 >= u64::from(self.settings.batch_size);
+        let publisher = self.publisher();
         let read_ms = started.elapsed().as_millis();
 
         // Queue everything (pipelining). Once a row of an order fails, the order's later
@@ -273,7 +291,7 @@ impl Relay {
                 poison.push((row, "the outbox message is not valid JSON".to_owned()));
                 continue;
             }
-            match self.publisher.enqueue(&row.event) {
+            match publisher.enqueue(&row.event) {
                 Ok(delivery) => pending.push((row, delivery)),
                 Err(error) if is_poison(&error) => {
                     blocked.insert(row.event.aggregate_id);
@@ -367,6 +385,9 @@ impl Relay {
         self.metrics.published.inc_by(acknowledged.len() as u64);
         self.metrics.batch_size.observe(acknowledged.len() as f64);
         if let Some(error) = transient {
+            if publisher.is_fatal() || error.is_producer_state() {
+                self.renew_publisher(&publisher);
+            }
             return Err(error);
         }
         self.metrics.set_ready(true);
@@ -377,6 +398,22 @@ impl Relay {
             rows: acknowledged.len(),
             full,
         })
+    }
+
+    fn publisher(&self) -> KafkaPublisher {
+        self.publisher.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces a producer in a fatal state; the failed rows are sent again by the new one.
+    fn renew_publisher(&self, failed: &KafkaPublisher) {
+        match failed.renew() {
+            Ok(fresh) => {
+                *self.publisher.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+                self.metrics.failures.with_label_values(&["producer_renewed"]).inc();
+                tracing::warn!("the Kafka producer hit a fatal error; replaced it with a new one");
+            }
+            Err(error) => tracing::error!(error = format!("{error:#}"), "could not replace the failed Kafka producer"),
+        }
     }
 
     async fn pause_for_fault(&self, phase: FaultPhase) {

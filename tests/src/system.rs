@@ -323,8 +323,13 @@ async fn wait_for(mut stopped: watch::Receiver<bool>) {
 
 /// Creates a topic through the Kafka admin API.
 pub async fn create_topic(topic: &str, partitions: i32) {
+    create_topic_at(&brokers(), topic, partitions).await;
+}
+
+/// Creates a topic on `brokers` through the Kafka admin API.
+pub async fn create_topic_at(brokers: &str, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .create()
         .expect("admin client");
     let results = admin

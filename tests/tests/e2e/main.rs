@@ -4,6 +4,7 @@
 //! Run with `scripts/test.sh` (it starts the broker and sets `KAFKA_BROKERS`).
 
 mod read_side;
+mod relay_faults;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
