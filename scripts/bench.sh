@@ -6,6 +6,9 @@
 # tansu broker like scripts/test.sh. Nothing is asserted about time.
 #
 # Sizes: BENCH_COMMANDS (20000), BENCH_CLIENTS (32), BENCH_BACKLOG (100000).
+# Then the event store and read side (benches/event_store.rs): load times with and
+# without snapshots, rebuild speed, read-model lag; sizes BENCH_LOAD_MAX (100000),
+# BENCH_REBUILD_EVENTS (1000000), BENCH_LAG_SECONDS (20), BENCH_LAG_RATE (1000).
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -26,3 +29,4 @@ export KAFKA_BROKERS="127.0.0.1:${KAFKA_PORT}"
 export RUST_LOG="${RUST_LOG:-warn}"
 
 cargo bench -p e2e --bench pipeline "$@"
+cargo bench -p e2e --bench event_store "$@"

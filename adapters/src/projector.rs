@@ -43,6 +43,9 @@ pub async fn run(
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
+        // Short fetch waits: the read model's lag, not the broker's batching, matters.
+        .set("fetch.wait.max.ms", "10")
+        .set("fetch.error.backoff.ms", "10")
         .create()
         .context("creating the projector's Kafka consumer")?;
     consumer
