@@ -38,6 +38,8 @@ pub struct Received {
     pub key: String,
     pub value: Value,
     pub headers: HashMap<String, String>,
+    /// When this process received it.
+    pub at: Instant,
 }
 
 /// One system under test. Dropping it does not clean up; call [`System::stop`].
@@ -53,6 +55,7 @@ pub struct System {
     stop: watch::Sender<bool>,
     stopped: watch::Receiver<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    relay_metrics: Vec<Arc<RelayMetrics>>,
 }
 
 impl System {
@@ -98,6 +101,7 @@ impl System {
             stop,
             stopped,
             tasks,
+            relay_metrics: Vec::new(),
         };
         system.start_relays(relays);
         system
@@ -121,6 +125,11 @@ impl System {
         }));
     }
 
+    /// The Prometheus text of every in-process relay's metrics.
+    pub fn relay_metrics_text(&self) -> String {
+        self.relay_metrics.iter().map(|m| m.render()).collect()
+    }
+
     /// Starts `count` more relays on the system's database and topic.
     pub fn start_relays(&mut self, count: usize) {
         for _ in 0..count {
@@ -133,10 +142,12 @@ impl System {
                 &self.topic,
             )
             .expect("producer");
+            let metrics = Arc::new(RelayMetrics::new().expect("metrics"));
+            self.relay_metrics.push(metrics.clone());
             let relay = Relay::new(
                 self.pool.clone(),
                 publisher,
-                Arc::new(RelayMetrics::new().expect("metrics")),
+                metrics,
                 RelaySettings {
                     batch_size: 2000,
                     poll_interval: Duration::from_millis(20),
@@ -226,6 +237,7 @@ impl System {
                 .set("group.id", format!("e2e-{}", Uuid::now_v7()))
                 .set("enable.auto.commit", "false")
                 .set("auto.offset.reset", "earliest")
+                .set("fetch.wait.max.ms", "5")
                 .create()
                 .expect("consumer");
             let metadata = consumer
@@ -267,6 +279,7 @@ impl System {
                             value: serde_json::from_slice(message.payload().unwrap_or_default())
                                 .unwrap_or(Value::Null),
                             headers,
+                            at: Instant::now(),
                         };
                         if tx.send(received).is_err() {
                             return;
