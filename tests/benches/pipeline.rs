@@ -300,7 +300,9 @@ async fn bench_creations(commands: usize, clients: usize) {
                 let mut latencies = Vec::with_capacity(per_client);
                 for _ in 0..per_client {
                     let sent = Instant::now();
-                    let (status, body) = system.send(Method::POST, "/orders", Some(new_order_body(c)), &[]).await;
+                    let (status, body) = system
+                        .send(Method::POST, "/orders", Some(new_order_body(c)), &[])
+                        .await;
                     assert_eq!(status, 201, "{body}");
                     latencies.push(sent.elapsed());
                 }
@@ -315,17 +317,33 @@ async fn bench_creations(commands: usize, clients: usize) {
     let elapsed = started.elapsed();
     latencies.sort();
     let http_rate = latencies.len() as f64 / elapsed.as_secs_f64();
-    report("HTTP order creations per second", &format!("{http_rate:.0} ({} with {clients} clients)", latencies.len()));
+    report(
+        "HTTP order creations per second",
+        &format!(
+            "{http_rate:.0} ({} with {clients} clients)",
+            latencies.len()
+        ),
+    );
     report(
         "HTTP order creation latency p50 / p99",
-        &format!("{:.1} ms / {:.1} ms", ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99))),
+        &format!(
+            "{:.1} ms / {:.1} ms",
+            ms(percentile(&latencies, 0.5)),
+            ms(percentile(&latencies, 0.99))
+        ),
     );
     system.wait_for_empty_outbox(Duration::from_secs(120)).await;
 
     match pgbench(&system.database_url, clients) {
         Some(tps) => {
-            report("pgbench, same inserts, transactions per second", &format!("{tps:.0}"));
-            report("HTTP creations / pgbench", &format!("{:.0}%", 100.0 * http_rate / tps));
+            report(
+                "pgbench, same inserts, transactions per second",
+                &format!("{tps:.0}"),
+            );
+            report(
+                "HTTP creations / pgbench",
+                &format!("{:.0}%", 100.0 * http_rate / tps),
+            );
         }
         None => report("pgbench", "not available"),
     }
@@ -350,7 +368,16 @@ fn pgbench(database_url: &str, clients: usize) -> Option<f64> {
     );
     std::fs::write(&script, sql).ok()?;
     let output = std::process::Command::new("pgbench")
-        .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", "10", "-f"])
+        .args([
+            "-n",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            "10",
+            "-f",
+        ])
         .arg(&script)
         .arg(database_url)
         .output()
@@ -359,7 +386,13 @@ fn pgbench(database_url: &str, clients: usize) -> Option<f64> {
     let text = String::from_utf8_lossy(&output.stdout);
     text.lines()
         .find(|line| line.starts_with("tps = "))
-        .and_then(|line| line.trim_start_matches("tps = ").split_whitespace().next()?.parse().ok())
+        .and_then(|line| {
+            line.trim_start_matches("tps = ")
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
 }
 
 /// A steady rate of commands through HTTP (order creations and items added, each one
@@ -367,28 +400,46 @@ fn pgbench(database_url: &str, clients: usize) -> Option<f64> {
 async fn bench_latency(rate: usize, seconds: usize) {
     let system = Arc::new(System::start(1).await);
     let total = rate * seconds;
-    let sent_at = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<(String, i64), Instant>::new()));
+    let sent_at = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        (String, i64),
+        Instant,
+    >::new()));
     let consumer = {
         let system = system.clone();
         let expected = Arc::new(std::sync::atomic::AtomicUsize::new(total));
         let done = expected.clone();
-        (expected, tokio::spawn(async move {
-            let received = system
-                .consume(Duration::from_secs(seconds as u64 + 60), |r| r.len() >= done.load(std::sync::atomic::Ordering::Relaxed))
-                .await;
-            received
-                .into_iter()
-                .map(|m| ((m.key, m.value["version"].as_i64().unwrap_or_default()), m.at))
-                .collect::<Vec<_>>()
-        }))
+        (
+            expected,
+            tokio::spawn(async move {
+                let received = system
+                    .consume(Duration::from_secs(seconds as u64 + 60), |r| {
+                        r.len() >= done.load(std::sync::atomic::Ordering::Relaxed)
+                    })
+                    .await;
+                received
+                    .into_iter()
+                    .map(|m| {
+                        (
+                            (m.key, m.value["version"].as_i64().unwrap_or_default()),
+                            m.at,
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            }),
+        )
     };
     let (expected, consumer) = consumer;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let orders: Arc<Vec<tokio::sync::Mutex<Option<(String, i64)>>>> =
-        Arc::new((0..rate / 10).map(|_| tokio::sync::Mutex::new(None)).collect());
+    // Each slot holds one order (id and version), advanced one command at a time.
+    type Slot = tokio::sync::Mutex<Option<(String, i64)>>;
+    let orders: Arc<Vec<Slot>> = Arc::new(
+        (0..rate / 10)
+            .map(|_| tokio::sync::Mutex::new(None))
+            .collect(),
+    );
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(total);
     for i in 0..total {
@@ -436,15 +487,24 @@ async fn bench_latency(rate: usize, seconds: usize) {
     let offered = total as f64 / started.elapsed().as_secs_f64();
     system.wait_for_empty_outbox(Duration::from_secs(60)).await;
     let arrivals = consumer.await.unwrap_or_default();
-    let sent_at = sent_at.lock().unwrap_or_else(|e| e.into_inner());
-    let mut latencies: Vec<Duration> = arrivals
-        .iter()
-        .filter_map(|(key, at)| sent_at.get(key).map(|sent| at.saturating_duration_since(*sent)))
-        .collect();
+    let mut latencies: Vec<Duration> = {
+        let sent_at = sent_at.lock().unwrap_or_else(|e| e.into_inner());
+        arrivals
+            .iter()
+            .filter_map(|(key, at)| {
+                sent_at
+                    .get(key)
+                    .map(|sent| at.saturating_duration_since(*sent))
+            })
+            .collect()
+    };
     latencies.sort();
     report(
         "steady load",
-        &format!("{offered:.0} commands/s offered for {seconds} s, {accepted} accepted, {} received", latencies.len()),
+        &format!(
+            "{offered:.0} commands/s offered for {seconds} s, {accepted} accepted, {} received",
+            latencies.len()
+        ),
     );
     report(
         "command sent -> consumer receipt p50/p99/max",
@@ -457,7 +517,10 @@ async fn bench_latency(rate: usize, seconds: usize) {
     );
     let text = system.relay_metrics_text();
     let (p50, p99) = histogram_percentiles(&text, "relay_publish_latency_seconds");
-    report("commit -> broker ack p50/p99 (relay histogram)", &format!("<= {:.1} / <= {:.1} ms", p50 * 1e3, p99 * 1e3));
+    report(
+        "commit -> broker ack p50/p99 (relay histogram)",
+        &format!("<= {:.1} / <= {:.1} ms", p50 * 1e3, p99 * 1e3),
+    );
     if let Ok(system) = Arc::try_unwrap(system) {
         system.stop().await;
     }
@@ -471,11 +534,20 @@ fn histogram_percentiles(text: &str, name: &str) -> (f64, f64) {
         .filter(|line| line.starts_with(&format!("{name}_bucket")))
         .filter_map(|line| {
             let le = line.split("le=\"").nth(1)?.split('"').next()?;
-            let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
             Some((bound, line.rsplit(' ').next()?.parse().ok()?))
         })
         .collect();
     let total = buckets.last().map_or(0.0, |(_, count)| *count);
-    let quantile = |q: f64| buckets.iter().find(|(_, count)| *count >= q * total).map_or(f64::NAN, |(bound, _)| *bound);
+    let quantile = |q: f64| {
+        buckets
+            .iter()
+            .find(|(_, count)| *count >= q * total)
+            .map_or(f64::NAN, |(bound, _)| *bound)
+    };
     (quantile(0.5), quantile(0.99))
 }
