@@ -78,7 +78,9 @@ impl CycleError {
     /// Whether the producer's idempotence state is broken (fenced, epoch or sequence
     /// lost), so that only a new producer can send again.
     fn is_producer_state(&self) -> bool {
-        let Self::Delivery { error, .. } = self else { return false };
+        let Self::Delivery { error, .. } = self else {
+            return false;
+        };
         matches!(
             error.rdkafka_error_code(),
             Some(
@@ -401,7 +403,10 @@ impl Relay {
     }
 
     fn publisher(&self) -> KafkaPublisher {
-        self.publisher.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.publisher
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces a producer in a fatal state; the failed rows are sent again by the new one.
@@ -409,10 +414,16 @@ impl Relay {
         match failed.renew() {
             Ok(fresh) => {
                 *self.publisher.write().unwrap_or_else(|e| e.into_inner()) = fresh;
-                self.metrics.failures.with_label_values(&["producer_renewed"]).inc();
+                self.metrics
+                    .failures
+                    .with_label_values(&["producer_renewed"])
+                    .inc();
                 tracing::warn!("the Kafka producer hit a fatal error; replaced it with a new one");
             }
-            Err(error) => tracing::error!(error = format!("{error:#}"), "could not replace the failed Kafka producer"),
+            Err(error) => tracing::error!(
+                error = format!("{error:#}"),
+                "could not replace the failed Kafka producer"
+            ),
         }
     }
 

@@ -14,7 +14,8 @@ use reqwest::Method;
 use serde_json::json;
 
 fn restart_postgres() {
-    let versions = std::fs::read_dir("/etc/postgresql").expect("/etc/postgresql: PostgreSQL runs on this machine");
+    let versions = std::fs::read_dir("/etc/postgresql")
+        .expect("/etc/postgresql: PostgreSQL runs on this machine");
     let version = versions
         .filter_map(Result::ok)
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
@@ -38,17 +39,27 @@ async fn place_order(system: &System, n: usize) {
     // pool has fresh connections; a client retries.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, answer) = system.send(Method::POST, "/orders", Some(body.clone()), &[]).await;
+        let (status, answer) = system
+            .send(Method::POST, "/orders", Some(body.clone()), &[])
+            .await;
         if status == 201 {
             let id = answer["orderId"].as_str().expect("orderId").to_owned();
             let (status, _) = system
-                .send(Method::POST, &format!("/orders/{id}/items"), Some(json!({"productId": "sku-2", "quantity": 1, "unitPrice": 5})), &[])
+                .send(
+                    Method::POST,
+                    &format!("/orders/{id}/items"),
+                    Some(json!({"productId": "sku-2", "quantity": 1, "unitPrice": 5})),
+                    &[],
+                )
                 .await;
             assert_eq!(status, 200);
             return;
         }
         assert_eq!(status, 503, "{answer}");
-        assert!(Instant::now() < deadline, "the service never recovered from the restart");
+        assert!(
+            Instant::now() < deadline,
+            "the service never recovered from the restart"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -69,27 +80,47 @@ async fn the_relay_reconnects_after_a_database_restart_and_loses_nothing() {
         place_order(&system, n).await;
     }
     system.wait_for_empty_outbox(Duration::from_secs(60)).await;
-    assert!(relay.metric("relay_published_total").await >= published_before + 10.0, "the same relay process carried on");
+    assert!(
+        relay.metric("relay_published_total").await >= published_before + 10.0,
+        "the same relay process carried on"
+    );
 
     let committed = system.committed_events().await;
     assert_eq!(committed.len(), 16);
     let received = system
         .consume(Duration::from_secs(30), |r| {
-            let seen: std::collections::HashSet<_> = r.iter().filter_map(|m| m.value["eventId"].as_str()).collect();
-            committed.iter().all(|(_, _, id)| seen.contains(id.to_string().as_str()))
+            let seen: std::collections::HashSet<_> = r
+                .iter()
+                .filter_map(|m| m.value["eventId"].as_str())
+                .collect();
+            committed
+                .iter()
+                .all(|(_, _, id)| seen.contains(id.to_string().as_str()))
         })
         .await;
     let mut next = std::collections::HashMap::new();
     let mut seen = std::collections::HashSet::new();
     for message in &received {
-        let id = message.value["eventId"].as_str().expect("eventId").to_owned();
+        let id = message.value["eventId"]
+            .as_str()
+            .expect("eventId")
+            .to_owned();
         if !seen.insert(id) {
             continue;
         }
         let expected = next.entry(message.key.clone()).or_insert(1);
-        assert_eq!(message.value["version"].as_i64(), Some(*expected), "order {} out of order", message.key);
+        assert_eq!(
+            message.value["version"].as_i64(),
+            Some(*expected),
+            "order {} out of order",
+            message.key
+        );
         *expected += 1;
     }
-    assert_eq!(seen.len(), committed.len(), "every committed event was published");
+    assert_eq!(
+        seen.len(),
+        committed.len(),
+        "every committed event was published"
+    );
     system.stop().await;
 }

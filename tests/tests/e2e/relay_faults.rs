@@ -14,8 +14,9 @@ use adapters::postgres::PgEventStore;
 use application::{EventEnvelope, EventMetadata, EventStore};
 use chrono::Utc;
 use domain::{
-    Address, AddressLine, City, CountryCode, Currency, CustomerId, CustomerInfo, CustomerName, DiscountTable,
-    OrderFactory, OrderId, OrderLine, PhoneNumber, PlaceOrder, ProductId, Quantity, UnitPrice,
+    Address, AddressLine, City, CountryCode, Currency, CustomerId, CustomerInfo, CustomerName,
+    DiscountTable, OrderFactory, OrderId, OrderLine, PhoneNumber, PlaceOrder, ProductId, Quantity,
+    UnitPrice,
 };
 use e2e::processes::{free_port, relay_cli, Broker, RelayProcess};
 use e2e::System;
@@ -25,11 +26,19 @@ use uuid::Uuid;
 use super::{all_seen, check_delivery, lifecycle};
 
 async fn outbox_rows(system: &System) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&system.pool).await.expect("count")
+    sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&system.pool)
+        .await
+        .expect("count")
 }
 
 fn spawn_relay(system: &System, extra_env: &[(&str, &str)]) -> RelayProcess {
-    RelayProcess::spawn(&system.database_url, &e2e::brokers(), &system.topic, extra_env)
+    RelayProcess::spawn(
+        &system.database_url,
+        &e2e::brokers(),
+        &system.topic,
+        extra_env,
+    )
 }
 
 /// The events of a new order, as the use case would record them, not yet stored.
@@ -66,8 +75,16 @@ fn placed_order_events() -> (OrderId, Vec<EventEnvelope>) {
             Utc::now(),
         )
         .expect("place");
-    let metadata = EventMetadata { user_id: None, correlation_id: "late".into(), causation_id: "late".into() };
-    let events = order.take_events().into_iter().map(|e| EventEnvelope::new(id, e, metadata.clone(), None)).collect();
+    let metadata = EventMetadata {
+        user_id: None,
+        correlation_id: "late".into(),
+        causation_id: "late".into(),
+    };
+    let events = order
+        .take_events()
+        .into_iter()
+        .map(|e| EventEnvelope::new(id, e, metadata.clone(), None))
+        .collect();
     (id, events)
 }
 
@@ -80,23 +97,37 @@ async fn a_row_whose_transaction_commits_late_with_a_lower_id_is_still_published
     let mut uow = store.begin().await.expect("begin");
     uow.append(late, 0, &events).await.expect("append");
     uow.enqueue(&events).await.expect("enqueue");
-    let late_id: i64 = sqlx::query_scalar("SELECT last_value FROM outbox_id_seq").fetch_one(&system.pool).await.expect("seq");
+    let late_id: i64 = sqlx::query_scalar("SELECT last_value FROM outbox_id_seq")
+        .fetch_one(&system.pool)
+        .await
+        .expect("seq");
 
     // ...while later transactions commit and are published, with higher ids.
     for n in 0..5 {
         lifecycle(&system, n).await;
     }
     system.wait_for_empty_outbox(Duration::from_secs(30)).await;
-    let highest: i64 = sqlx::query_scalar("SELECT last_value FROM outbox_id_seq").fetch_one(&system.pool).await.expect("seq");
-    assert!(highest > late_id, "rows after the open transaction's were published first");
+    let highest: i64 = sqlx::query_scalar("SELECT last_value FROM outbox_id_seq")
+        .fetch_one(&system.pool)
+        .await
+        .expect("seq");
+    assert!(
+        highest > late_id,
+        "rows after the open transaction's were published first"
+    );
 
     // A relay that kept a cursor (id > last published) would now skip it.
     uow.commit().await.expect("commit");
     system.wait_for_empty_outbox(Duration::from_secs(30)).await;
     let committed = system.committed_events().await;
-    let received = system.consume(Duration::from_secs(30), all_seen(&committed)).await;
+    let received = system
+        .consume(Duration::from_secs(30), all_seen(&committed))
+        .await;
     check_delivery(&committed, &received);
-    assert!(received.iter().any(|m| m.key == late.to_string()), "the late row was published");
+    assert!(
+        received.iter().any(|m| m.key == late.to_string()),
+        "the late row was published"
+    );
     system.stop().await;
 }
 
@@ -114,9 +145,14 @@ async fn a_rolled_back_transaction_is_never_published() {
     lifecycle(&system, 1).await;
     system.wait_for_empty_outbox(Duration::from_secs(30)).await;
     let committed = system.committed_events().await;
-    let received = system.consume(Duration::from_secs(30), all_seen(&committed)).await;
+    let received = system
+        .consume(Duration::from_secs(30), all_seen(&committed))
+        .await;
     check_delivery(&committed, &received);
-    assert!(received.iter().all(|m| m.key != rolled_back.to_string()), "a rolled-back event was published");
+    assert!(
+        received.iter().all(|m| m.key != rolled_back.to_string()),
+        "a rolled-back event was published"
+    );
     system.stop().await;
 }
 
@@ -130,9 +166,15 @@ async fn kill_during(phase: &str) -> (Vec<(Uuid, i64, Uuid)>, Vec<e2e::Received>
     let committed = system.committed_events().await;
     let waiting = outbox_rows(&system).await;
     let mut relay = spawn_relay(&system, &[("RELAY_FAULT_PAUSE", &format!("{phase}:30000"))]);
-    relay.wait_for_log("fault-injection pause", Duration::from_secs(30)).await;
+    relay
+        .wait_for_log("fault-injection pause", Duration::from_secs(30))
+        .await;
     relay.kill9();
-    assert_eq!(outbox_rows(&system).await, waiting, "a relay killed before its commit deleted nothing");
+    assert_eq!(
+        outbox_rows(&system).await,
+        waiting,
+        "a relay killed before its commit deleted nothing"
+    );
 
     let _successor = spawn_relay(&system, &[]);
     system.wait_for_empty_outbox(Duration::from_secs(60)).await;
@@ -140,7 +182,11 @@ async fn kill_during(phase: &str) -> (Vec<(Uuid, i64, Uuid)>, Vec<e2e::Received>
     let repeats = if phase == "after-ack" { 2 } else { 1 };
     let received = {
         let seen = all_seen(&committed);
-        system.consume(Duration::from_secs(30), |r| seen(r) && r.len() >= repeats * committed.len()).await
+        system
+            .consume(Duration::from_secs(30), |r| {
+                seen(r) && r.len() >= repeats * committed.len()
+            })
+            .await
     };
     check_delivery(&committed, &received);
     system.stop().await;
@@ -153,10 +199,16 @@ async fn a_relay_killed_between_produce_and_acknowledgment_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_relay_killed_between_acknowledgment_and_delete_loses_nothing_and_only_repeats_its_batch() {
+async fn a_relay_killed_between_acknowledgment_and_delete_loses_nothing_and_only_repeats_its_batch()
+{
     let (committed, received) = kill_during("after-ack").await;
     // The killed relay's batch was acknowledged, then sent again by its successor.
-    assert!(received.len() >= 2 * committed.len(), "{} messages for {} events", received.len(), committed.len());
+    assert!(
+        received.len() >= 2 * committed.len(),
+        "{} messages for {} events",
+        received.len(),
+        committed.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -182,7 +234,9 @@ async fn relays_killed_at_random_while_commands_flow_lose_nothing_and_keep_order
     let committed = system.committed_events().await;
     let expected: usize = (0..32).map(|n| if n % 3 == 0 { 6 } else { 7 }).sum();
     assert_eq!(committed.len(), expected, "every lifecycle committed");
-    let received = system.consume(Duration::from_secs(60), all_seen(&committed)).await;
+    let received = system
+        .consume(Duration::from_secs(60), all_seen(&committed))
+        .await;
     check_delivery(&committed, &received);
     drop(relays);
     if let Ok(system) = Arc::try_unwrap(system) {
@@ -198,7 +252,12 @@ fn status(system: &System) -> Value {
 fn partitions_per_relay(status: &Value) -> Vec<usize> {
     status["relays"]
         .as_array()
-        .map(|relays| relays.iter().map(|r| r["partitions"].as_array().map_or(0, Vec::len)).collect())
+        .map(|relays| {
+            relays
+                .iter()
+                .map(|r| r["partitions"].as_array().map_or(0, Vec::len))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -209,7 +268,10 @@ async fn wait_for_status(system: &System, what: &str, done: impl Fn(&Value) -> b
         if done(&status) {
             return status;
         }
-        assert!(std::time::Instant::now() < deadline, "never saw {what}; last status: {status:#}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never saw {what}; last status: {status:#}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -219,7 +281,10 @@ async fn relays_split_the_partitions_and_a_dead_relays_partitions_are_taken_over
     let system = System::start(0).await;
     let mut first = spawn_relay(&system, &[]);
     let second = spawn_relay(&system, &[]);
-    wait_for_status(&system, "two relays with 32 partitions each", |s| partitions_per_relay(s) == vec![32, 32]).await;
+    wait_for_status(&system, "two relays with 32 partitions each", |s| {
+        partitions_per_relay(s) == vec![32, 32]
+    })
+    .await;
     let third = spawn_relay(&system, &[]);
     let spread = wait_for_status(&system, "three relays sharing 64 partitions", |s| {
         let mut sizes = partitions_per_relay(s);
@@ -230,14 +295,23 @@ async fn relays_split_the_partitions_and_a_dead_relays_partitions_are_taken_over
     assert_eq!(spread["relays"].as_array().map(Vec::len), Some(3));
 
     first.kill9();
-    wait_for_status(&system, "the dead relay's partitions taken over", |s| partitions_per_relay(s) == vec![32, 32]).await;
+    wait_for_status(&system, "the dead relay's partitions taken over", |s| {
+        partitions_per_relay(s) == vec![32, 32]
+    })
+    .await;
     for n in 0..6 {
         lifecycle(&system, n).await;
     }
     system.wait_for_empty_outbox(Duration::from_secs(30)).await;
-    assert_eq!(second.metric("relay_owned_partitions").await + third.metric("relay_owned_partitions").await, 64.0);
+    assert_eq!(
+        second.metric("relay_owned_partitions").await
+            + third.metric("relay_owned_partitions").await,
+        64.0
+    );
     let committed = system.committed_events().await;
-    let received = system.consume(Duration::from_secs(30), all_seen(&committed)).await;
+    let received = system
+        .consume(Duration::from_secs(30), all_seen(&committed))
+        .await;
     check_delivery(&committed, &received);
     system.stop().await;
 }
@@ -251,23 +325,41 @@ async fn with_the_broker_down_the_relay_backs_off_keeps_every_row_and_resumes_by
         &system.database_url,
         &brokers,
         &system.topic,
-        &[("RELAY_MESSAGE_TIMEOUT_MS", "500"), ("RELAY_MAX_BACKOFF_MS", "1000")],
+        &[
+            ("RELAY_MESSAGE_TIMEOUT_MS", "500"),
+            ("RELAY_MAX_BACKOFF_MS", "1000"),
+        ],
     );
     for n in 0..4 {
         lifecycle(&system, n).await;
     }
     let committed = system.committed_events().await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(relay.readyz().await, 503, "not ready while it cannot publish");
-    let failures = relay.metric("relay_failures_total{kind=\"delivery\"}").await;
-    assert!((1.0..=20.0).contains(&failures), "backs off instead of spinning: {failures} failed cycles in 5 s");
-    assert_eq!(outbox_rows(&system).await, committed.len() as i64, "no row dropped");
+    assert_eq!(
+        relay.readyz().await,
+        503,
+        "not ready while it cannot publish"
+    );
+    let failures = relay
+        .metric("relay_failures_total{kind=\"delivery\"}")
+        .await;
+    assert!(
+        (1.0..=20.0).contains(&failures),
+        "backs off instead of spinning: {failures} failed cycles in 5 s"
+    );
+    assert_eq!(
+        outbox_rows(&system).await,
+        committed.len() as i64,
+        "no row dropped"
+    );
 
     let broker = Broker::start(port);
     create_topic_on(&broker.addr, &system.topic).await;
     system.wait_for_empty_outbox(Duration::from_secs(60)).await;
     assert_eq!(relay.readyz().await, 200, "ready again once it publishes");
-    let received = system.consume_on(&broker.addr, Duration::from_secs(30), all_seen(&committed)).await;
+    let received = system
+        .consume_on(&broker.addr, Duration::from_secs(30), all_seen(&committed))
+        .await;
     check_delivery(&committed, &received);
     system.stop().await;
 }
@@ -285,7 +377,10 @@ async fn a_frozen_broker_delays_publishing_but_loses_nothing() {
         &system.database_url,
         &broker.addr,
         &system.topic,
-        &[("RELAY_MESSAGE_TIMEOUT_MS", "1000"), ("RELAY_MAX_BACKOFF_MS", "1000")],
+        &[
+            ("RELAY_MESSAGE_TIMEOUT_MS", "1000"),
+            ("RELAY_MAX_BACKOFF_MS", "1000"),
+        ],
     );
     lifecycle(&system, 0).await;
     system.wait_for_empty_outbox(Duration::from_secs(30)).await;
@@ -295,19 +390,28 @@ async fn a_frozen_broker_delays_publishing_but_loses_nothing() {
         lifecycle(&system, n).await;
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(outbox_rows(&system).await > 0, "nothing is deleted while the broker does not acknowledge");
+    assert!(
+        outbox_rows(&system).await > 0,
+        "nothing is deleted while the broker does not acknowledge"
+    );
     assert_eq!(relay.readyz().await, 503);
     broker.thaw();
 
     if outbox_rows(&system).await > 0 {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while outbox_rows(&system).await > 0 {
-            assert!(std::time::Instant::now() < deadline, "never resumed after the broker thawed; relay log:\n{}", relay.log_text());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never resumed after the broker thawed; relay log:\n{}",
+                relay.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
     let committed = system.committed_events().await;
-    let received = system.consume_on(&broker.addr, Duration::from_secs(30), all_seen(&committed)).await;
+    let received = system
+        .consume_on(&broker.addr, Duration::from_secs(30), all_seen(&committed))
+        .await;
     check_delivery(&committed, &received);
     system.stop().await;
 }
@@ -319,11 +423,13 @@ async fn a_poison_row_is_parked_and_holds_back_only_its_own_order_until_an_opera
     let broken = lifecycle_start(&system, "c-broken").await;
     let healthy = lifecycle_start(&system, "c-healthy").await;
     // Too large for the producer (1 MB), yet valid JSON; and a row that is not JSON.
-    sqlx::query("UPDATE outbox SET message = message || repeat(' ', 2000000) WHERE aggregate_id = $1")
-        .bind(poisoned)
-        .execute(&system.pool)
-        .await
-        .expect("poison");
+    sqlx::query(
+        "UPDATE outbox SET message = message || repeat(' ', 2000000) WHERE aggregate_id = $1",
+    )
+    .bind(poisoned)
+    .execute(&system.pool)
+    .await
+    .expect("poison");
     let original: String = sqlx::query_scalar("SELECT message FROM outbox WHERE aggregate_id = $1")
         .bind(broken)
         .fetch_one(&system.pool)
@@ -346,18 +452,37 @@ async fn a_poison_row_is_parked_and_holds_back_only_its_own_order_until_an_opera
         assert_eq!(status, 200);
     }
 
-    let relay = spawn_relay(&system, &[("RELAY_MAX_ATTEMPTS", "3"), ("RELAY_MAX_BACKOFF_MS", "200")]);
+    let relay = spawn_relay(
+        &system,
+        &[("RELAY_MAX_ATTEMPTS", "3"), ("RELAY_MAX_BACKOFF_MS", "200")],
+    );
     let parked = wait_for_status(&system, "two parked rows", |s| s["parkedCount"] == 2).await;
-    let parked_orders: Vec<&str> = parked["parked"].as_array().expect("parked").iter().filter_map(|p| p["orderId"].as_str()).collect();
-    assert!(parked_orders.contains(&poisoned.to_string().as_str()) && parked_orders.contains(&broken.to_string().as_str()));
-    assert!(parked["parked"][0]["lastError"].as_str().is_some_and(|e| !e.is_empty()));
+    let parked_orders: Vec<&str> = parked["parked"]
+        .as_array()
+        .expect("parked")
+        .iter()
+        .filter_map(|p| p["orderId"].as_str())
+        .collect();
+    assert!(
+        parked_orders.contains(&poisoned.to_string().as_str())
+            && parked_orders.contains(&broken.to_string().as_str())
+    );
+    assert!(parked["parked"][0]["lastError"]
+        .as_str()
+        .is_some_and(|e| !e.is_empty()));
     assert_eq!(parked["parked"][0]["attempts"], 3);
     // Only the healthy order flowed; each parked order's second event is held back.
     wait_until_rows(&system, 4).await;
-    assert!(relay.log_text().contains("cannot be published"), "the failure is logged with its event id");
+    assert!(
+        relay.log_text().contains("cannot be published"),
+        "the failure is logged with its event id"
+    );
 
     // The operator skips the poison row: the order's later event flows (a gap, by choice).
-    relay_cli(&system.database_url, &["skip-parked", "--order", &poisoned.to_string()]);
+    relay_cli(
+        &system.database_url,
+        &["skip-parked", "--order", &poisoned.to_string()],
+    );
     // The broken row is repaired and retried: both its events flow, in order.
     sqlx::query("UPDATE outbox SET message = $2 WHERE aggregate_id = $1 AND version = 1")
         .bind(broken)
@@ -367,28 +492,57 @@ async fn a_poison_row_is_parked_and_holds_back_only_its_own_order_until_an_opera
         .expect("repair");
     relay_cli(&system.database_url, &["retry-parked", "--all"]);
     system.wait_for_empty_outbox(Duration::from_secs(30)).await;
-    let dead_letters: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_dead_letters").fetch_one(&system.pool).await.expect("count");
+    let dead_letters: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_dead_letters")
+        .fetch_one(&system.pool)
+        .await
+        .expect("count");
     assert_eq!(dead_letters, 1);
 
-    let committed: Vec<_> = system.committed_events().await.into_iter().filter(|(order, v, _)| !(*order == poisoned && *v == 1)).collect();
-    let received = system.consume(Duration::from_secs(30), all_seen(&committed)).await;
+    let committed: Vec<_> = system
+        .committed_events()
+        .await
+        .into_iter()
+        .filter(|(order, v, _)| !(*order == poisoned && *v == 1))
+        .collect();
+    let received = system
+        .consume(Duration::from_secs(30), all_seen(&committed))
+        .await;
     // The skipped event is the one gap, which the operator chose.
-    let received: Vec<_> = received.into_iter().filter(|m| m.key != poisoned.to_string()).collect();
-    let committed: Vec<_> = committed.into_iter().filter(|(order, _, _)| *order != poisoned).collect();
+    let received: Vec<_> = received
+        .into_iter()
+        .filter(|m| m.key != poisoned.to_string())
+        .collect();
+    let committed: Vec<_> = committed
+        .into_iter()
+        .filter(|(order, _, _)| *order != poisoned)
+        .collect();
     check_delivery(&committed, &received);
     system.stop().await;
 }
 
 async fn lifecycle_start(system: &System, customer: &str) -> Uuid {
-    let (status, body) = system.send(reqwest::Method::POST, "/orders", Some(super::new_order(customer)), &[]).await;
+    let (status, body) = system
+        .send(
+            reqwest::Method::POST,
+            "/orders",
+            Some(super::new_order(customer)),
+            &[],
+        )
+        .await;
     assert_eq!(status, 201, "{body}");
-    body["orderId"].as_str().and_then(|s| s.parse().ok()).expect("orderId")
+    body["orderId"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("orderId")
 }
 
 async fn wait_until_rows(system: &System, rows: i64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while outbox_rows(system).await != rows {
-        assert!(std::time::Instant::now() < deadline, "outbox never held exactly {rows} rows");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "outbox never held exactly {rows} rows"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -397,20 +551,37 @@ async fn wait_until_rows(system: &System, rows: i64) {
 async fn sigterm_stops_a_relay_cleanly_and_it_leaves_the_membership() {
     let system = System::start(0).await;
     let mut relay = spawn_relay(&system, &[]);
-    wait_for_status(&system, "one relay", |s| partitions_per_relay(s) == vec![64]).await;
+    wait_for_status(&system, "one relay", |s| {
+        partitions_per_relay(s) == vec![64]
+    })
+    .await;
     for n in 0..3 {
         lifecycle(&system, n).await;
     }
-    let status = relay.terminate(Duration::from_secs(15)).expect("exits after SIGTERM");
-    assert!(status.success(), "exit status {status:?}; log:\n{}", relay.log_text());
+    let status = relay
+        .terminate(Duration::from_secs(15))
+        .expect("exits after SIGTERM");
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        relay.log_text()
+    );
     assert!(relay.log_text().contains("outbox-relay stopped"));
-    let members: i64 = sqlx::query_scalar("SELECT count(*) FROM relay_members").fetch_one(&system.pool).await.expect("count");
-    assert_eq!(members, 0, "a stopped relay gives its partitions up at once");
+    let members: i64 = sqlx::query_scalar("SELECT count(*) FROM relay_members")
+        .fetch_one(&system.pool)
+        .await
+        .expect("count");
+    assert_eq!(
+        members, 0,
+        "a stopped relay gives its partitions up at once"
+    );
 
     let _successor = spawn_relay(&system, &[]);
     system.wait_for_empty_outbox(Duration::from_secs(30)).await;
     let committed = system.committed_events().await;
-    let received = system.consume(Duration::from_secs(30), all_seen(&committed)).await;
+    let received = system
+        .consume(Duration::from_secs(30), all_seen(&committed))
+        .await;
     check_delivery(&committed, &received);
     system.stop().await;
 }
@@ -422,15 +593,23 @@ async fn replay_re_enqueues_an_orders_events_with_their_own_ids() {
     lifecycle(&system, 2).await;
     system.wait_for_empty_outbox(Duration::from_secs(30)).await;
     let output = relay_cli(&system.database_url, &["replay", "--order", &order]);
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "7 events re-enqueued");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "7 events re-enqueued"
+    );
     system.wait_for_empty_outbox(Duration::from_secs(30)).await;
 
     let committed = system.committed_events().await;
     let expected = committed.len() + 7;
-    let received = system.consume(Duration::from_secs(30), |r| r.len() >= expected).await;
+    let received = system
+        .consume(Duration::from_secs(30), |r| r.len() >= expected)
+        .await;
     check_delivery(&committed, &received);
     let replayed = received.iter().filter(|m| m.key == order).count();
-    assert_eq!(replayed, 14, "each of the order's 7 events twice, with the same eventId");
+    assert_eq!(
+        replayed, 14,
+        "each of the order's 7 events twice, with the same eventId"
+    );
     system.stop().await;
 }
 
@@ -438,7 +617,10 @@ async fn replay_re_enqueues_an_orders_events_with_their_own_ids() {
 async fn a_commit_wakes_an_idle_relay_without_waiting_for_its_poll() {
     let system = System::start(0).await;
     let relay = spawn_relay(&system, &[("RELAY_POLL_INTERVAL_MS", "120000")]);
-    wait_for_status(&system, "the relay running", |s| partitions_per_relay(s) == vec![64]).await;
+    wait_for_status(&system, "the relay running", |s| {
+        partitions_per_relay(s) == vec![64]
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     lifecycle_start(&system, "c-wake").await;
     // The poll is two minutes away: only the NOTIFY of the commit can wake it.
