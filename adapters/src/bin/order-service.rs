@@ -23,6 +23,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = service::shutdown_signal();
     let pool = postgres::connect_lazy(
         &cli.database_url,
         cli.db_max_connections,
@@ -85,7 +86,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tracing::info!("PROJECTOR_ENABLED=false: the read model is not updated by this process");
     }
     let served = service::run(router, listener, async move {
-        service::shutdown_signal().await;
+        shutdown.await;
         let _ = stop.send(true);
     })
     .await;
