@@ -37,11 +37,15 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
 log "DATABASE_URL=${DATABASE_URL}"
 log "KAFKA_BROKERS=${KAFKA_BROKERS} (TEST_KAFKA_BROKERS likewise)"
-log "running: cargo test --workspace --all-targets $*"
+# The end-to-end tests start the real outbox-relay binary; build it first. Benchmarks
+# are not tests (scripts/bench.sh runs them), so the targets are named explicitly.
+log "building the binaries: cargo build --workspace --bins"
+cargo build --workspace --bins
+log "running: cargo test --workspace --lib --bins --tests $*"
 
 # --- tests ----------------------------------------------------------------------
 set +e
-cargo test --workspace --all-targets "$@"
+cargo test --workspace --lib --bins --tests "$@"
 status=$?
 set -e
 

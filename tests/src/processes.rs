@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The `outbox-relay` binary built beside this test binary (`cargo test --workspace
-/// --all-targets`, as `scripts/test.sh` runs, builds it).
+/// The `outbox-relay` binary built beside this test binary (`scripts/test.sh` builds
+/// it with `cargo build --workspace --bins` before testing).
 pub fn relay_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/e2e-<hash> → target/<profile>/outbox-relay
@@ -18,7 +18,7 @@ pub fn relay_binary() -> PathBuf {
     let binary = profile_dir.join("outbox-relay");
     assert!(
         binary.exists(),
-        "{} is missing: build it first (scripts/test.sh runs cargo test --workspace --all-targets, which does)",
+        "{} is missing: build it first (scripts/test.sh runs cargo build --workspace --bins first)",
         binary.display()
     );
     binary
