@@ -29,7 +29,8 @@ impl<T: DeserializeOwned> JsonBody<T> {
     /// # Errors
     /// 422 naming the field whose value has the wrong shape.
     pub(super) fn value(&self) -> Result<T, ApiError> {
-        parse_json(&self.raw)
+        // The syntax was checked when the body was extracted.
+        parse_shape(&self.raw)
     }
 }
 
@@ -90,11 +91,9 @@ fn check_syntax(raw: &[u8]) -> Result<(), ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
 }
 
-/// Parses JSON: a syntax error is 400, a value of the wrong shape is 422 naming its path.
-/// The syntax of the whole body is checked first, so invalid JSON is 400 even when
-/// what precedes the error has the wrong shape.
-pub(super) fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
-    check_syntax(raw)?;
+/// Deserializes JSON whose syntax is known to be good: a value of the wrong shape is
+/// 422 naming its path.
+fn parse_shape<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -260,6 +259,12 @@ fn fingerprint(method: &Method, uri: &Uri, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a handler sees: the syntax checked at extraction, then the shape.
+    fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+        check_syntax(raw)?;
+        parse_shape(raw)
+    }
 
     #[test]
     fn if_match_accepts_quoted_weak_and_bare_versions() {
