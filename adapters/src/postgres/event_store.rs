@@ -67,7 +67,10 @@ impl PgEventStore {
 }
 
 /// One `events` row as an envelope.
-fn decode_row(id: OrderId, row: &sqlx::postgres::PgRow) -> Result<EventEnvelope, StoreError> {
+pub(super) fn decode_row(
+    id: OrderId,
+    row: &sqlx::postgres::PgRow,
+) -> Result<EventEnvelope, StoreError> {
     let event_type: String = row.get("event_type");
     let schema_version: i32 = row.get("schema_version");
     let version: i64 = row.get("version");

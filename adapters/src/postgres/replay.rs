@@ -1,11 +1,12 @@
 //! Reading the event store in global order, for replays.
 
-use application::envelope::decode_event;
-use application::{EventEnvelope, EventMetadata};
+use application::EventEnvelope;
 use chrono::{DateTime, Utc};
 use domain::OrderId;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
+
+use super::event_store::decode_row;
 
 /// Which events a replay takes (filters combine).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,28 +46,9 @@ pub async fn events_after(
     .await?;
     rows.iter()
         .map(|row| {
-            let decode = |e: String| sqlx::Error::Decode(e.into());
-            let event = decode_event(
-                row.get("event_type"),
-                u32::try_from(row.get::<i32, _>("schema_version")).unwrap_or(0),
-                row.get("payload"),
-            )
-            .map_err(|e| decode(e.to_string()))?;
-            let metadata: EventMetadata =
-                serde_json::from_value(row.get("metadata")).map_err(|e| decode(e.to_string()))?;
-            Ok((
-                row.get("global_position"),
-                EventEnvelope {
-                    event_id: row.get("event_id"),
-                    aggregate_id: OrderId::from_uuid(row.get("stream_id")),
-                    version: u64::try_from(row.get::<i64, _>("version")).unwrap_or_default(),
-                    occurred_at: row.get("occurred_at"),
-                    event,
-                    metadata,
-                    traceparent: row.get("traceparent"),
-                    recorded_at: Some(row.get("recorded_at")),
-                },
-            ))
+            let envelope = decode_row(OrderId::from_uuid(row.get("stream_id")), row)
+                .map_err(|e| sqlx::Error::Decode(e.to_string().into()))?;
+            Ok((row.get("global_position"), envelope))
         })
         .collect()
 }
