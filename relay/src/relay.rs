@@ -209,11 +209,14 @@ impl Relay {
         self.metrics.owned_partitions.set(0);
     }
 
+    /// Heartbeats, and refreshes the backlog gauges at the same pace (off the
+    /// publishing path, which would otherwise count the outbox after every cycle).
     async fn keep_membership(self) {
         let every = (self.settings.member_ttl / 5).max(Duration::from_millis(100));
         loop {
             tokio::time::sleep(every).await;
             self.refresh_membership().await;
+            self.refresh_backlog().await;
         }
     }
 
@@ -268,7 +271,6 @@ impl Relay {
         let rows = outbox::due(&mut tx, &locked, self.settings.batch_size).await?;
         if rows.is_empty() {
             tx.commit().await?;
-            self.refresh_backlog().await;
             self.metrics.set_ready(true);
             return Ok(Cycle::Published {
                 rows: 0,
@@ -393,9 +395,6 @@ impl Relay {
             return Err(error);
         }
         self.metrics.set_ready(true);
-        if !full {
-            self.refresh_backlog().await;
-        }
         Ok(Cycle::Published {
             rows: acknowledged.len(),
             full,
