@@ -6,6 +6,8 @@
 //! The Kafka publisher (`rdkafka`) is what the relay sends outbox rows with.
 //!
 //! # Layout
+//! - [`auth`]: authentication (HS256 bearer JWTs, or none for development), shared by
+//!   HTTP and gRPC.
 //! - [`postgres`]: pool, migrations, [`postgres::PgEventStore`] (events, snapshots) and its
 //!   unit of work, [`postgres::PgReadModel`] and the read model's rebuild.
 //! - [`http`]: router, request parsing, problem+json errors, handlers.
@@ -14,6 +16,7 @@
 //! - [`service`]: configuration and `run` for the `order-service` binary.
 //! - [`telemetry`]: logging set-up shared by both binaries.
 
+pub mod auth;
 pub mod http;
 pub mod kafka;
 pub mod postgres;

@@ -15,6 +15,7 @@ use domain::{DiscountTable, OrderFactory};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
+use crate::auth::{self, Authenticator, Claims};
 use crate::http::{router, AppState, HttpLimits, HttpMetrics};
 use crate::postgres::{PgEventStore, PgReadModel};
 use crate::projector::ProjectorSettings;
@@ -46,11 +47,13 @@ pub struct Cli {
     pub discount_codes: String,
 
     /// `none` turns authentication off (X-User-Id is trusted): local development only.
-    #[arg(long, env = "AUTH_MODE", value_enum)]
+    /// Either this or JWT_SECRET must be set, not both.
+    #[arg(long, env = "AUTH_MODE", value_enum, global = true)]
     pub auth_mode: Option<AuthMode>,
 
-    /// HS256 secret for bearer JWTs (not supported by this version: the service refuses to start with it).
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    /// HS256 secret (at least 32 bytes) of the bearer JWTs every request must carry
+    /// (claims sub, exp, roles, customerId). Either this or AUTH_MODE=none must be set.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
 
     /// Skip applying pending migrations on start.
@@ -125,6 +128,64 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Print a bearer token signed with JWT_SECRET (for development and operations) and exit.
+    Token(TokenArgs),
+}
+
+/// The claims of a token made by `order-service token`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// The user (`sub`), recorded as the events' metadata.userId.
+    #[arg(long)]
+    pub sub: String,
+    /// A role (`customer`, `operator`, `admin`); repeat for several.
+    #[arg(long = "role", value_enum, required = true)]
+    pub roles: Vec<RoleArg>,
+    /// The customer a `customer` acts for (`customerId`).
+    #[arg(long)]
+    pub customer_id: Option<String>,
+    /// Seconds until the token expires.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Customer,
+    Operator,
+    Admin,
+}
+
+impl RoleArg {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::Operator => "operator",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+impl TokenArgs {
+    /// The token's claims, expiring `ttl_seconds` from now.
+    ///
+    /// # Errors
+    /// When a `customer` token has no customer id.
+    pub fn claims(&self) -> anyhow::Result<Claims> {
+        if self.roles.contains(&RoleArg::Customer)
+            && self.customer_id.is_none()
+            && !self.roles.iter().any(|r| *r != RoleArg::Customer)
+        {
+            bail!("a customer token needs --customer-id");
+        }
+        Ok(Claims {
+            sub: self.sub.clone(),
+            exp: auth::expiry_in(Duration::from_secs(self.ttl_seconds)),
+            iat: Some(auth::now_seconds()),
+            roles: self.roles.iter().map(|r| r.name().to_owned()).collect(),
+            customer_id: self.customer_id.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -155,6 +216,8 @@ pub struct ServiceSettings {
     pub max_attempts: u32,
     /// Every how many events an order is snapshotted (0: never).
     pub snapshot_interval: u64,
+    /// How requests are authenticated.
+    pub auth: Authenticator,
 }
 
 impl Default for ServiceSettings {
@@ -168,6 +231,7 @@ impl Default for ServiceSettings {
             },
             max_attempts: application::commands::DEFAULT_MAX_ATTEMPTS,
             snapshot_interval: application::commands::DEFAULT_SNAPSHOT_INTERVAL,
+            auth: Authenticator::Off,
         }
     }
 }
@@ -176,21 +240,10 @@ impl Cli {
     /// Checks the settings that must be right before anything starts.
     ///
     /// # Errors
-    /// When neither `AUTH_MODE=none` nor `JWT_SECRET` is set, when `JWT_SECRET` is set
-    /// (not supported yet), or when `DISCOUNT_CODES` is malformed.
+    /// When `DISCOUNT_CODES` is malformed, or authentication is not configured as
+    /// [`Cli::authenticator`] requires.
     pub fn settings(&self) -> anyhow::Result<ServiceSettings> {
-        match (self.auth_mode, &self.jwt_secret) {
-            (_, Some(_)) => bail!(
-                "JWT_SECRET is set, but this version does not verify bearer tokens yet; \
-                 refusing to start rather than run unauthenticated. Unset JWT_SECRET and set AUTH_MODE=none \
-                 for local development"
-            ),
-            (None, None) => bail!(
-                "no authentication configured: set JWT_SECRET, or AUTH_MODE=none for local development \
-                 (X-User-Id is then trusted)"
-            ),
-            (Some(AuthMode::None), None) => {}
-        }
+        let auth = self.authenticator()?;
         DiscountTable::parse(&self.discount_codes).context("DISCOUNT_CODES is malformed")?;
         Ok(ServiceSettings {
             discount_codes: self.discount_codes.clone(),
@@ -201,7 +254,27 @@ impl Cli {
             },
             max_attempts: self.command_max_attempts,
             snapshot_interval: self.snapshot_interval,
+            auth,
         })
+    }
+
+    /// How requests are authenticated: exactly one of `JWT_SECRET` and `AUTH_MODE=none`.
+    ///
+    /// # Errors
+    /// When neither or both are set, or the secret is too short.
+    pub fn authenticator(&self) -> anyhow::Result<Authenticator> {
+        match (self.auth_mode, &self.jwt_secret) {
+            (Some(AuthMode::None), Some(_)) => bail!(
+                "both JWT_SECRET and AUTH_MODE=none are set: set JWT_SECRET to require bearer tokens, \
+                 or AUTH_MODE=none (local development only), not both"
+            ),
+            (None, None) => bail!(
+                "no authentication configured: set JWT_SECRET (HS256 bearer tokens), or AUTH_MODE=none \
+                 for local development (X-User-Id is then trusted)"
+            ),
+            (None, Some(secret)) => Authenticator::jwt(secret.as_bytes()),
+            (Some(AuthMode::None), None) => Ok(Authenticator::Off),
+        }
     }
 
     /// The projector's settings, `None` when it is switched off.
@@ -261,6 +334,7 @@ pub fn build_router(pool: PgPool, settings: &ServiceSettings) -> anyhow::Result<
         summaries: SummaryQueries::new(Arc::new(PgReadModel::new(pool.clone()))),
         pool,
         metrics: Arc::new(HttpMetrics::new()?),
+        auth: settings.auth.clone(),
         body_limit: settings.body_limit,
     };
     Ok(router(state, settings.limits))

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use adapters::postgres::PgEventStore;
 use application::{
-    Clock, CommandContext, EventStore, OrderCommands, OrderQueries, PublishAll, SystemClock,
+    Actor, Clock, CommandContext, EventStore, OrderCommands, OrderQueries, PublishAll, SystemClock,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use domain::{
@@ -225,7 +225,10 @@ async fn events_keep_an_increasing_global_position_and_their_recording_time(pool
         [first.as_uuid(), second.as_uuid(), first.as_uuid()]
     );
     assert!(rows.windows(2).all(|w| w[0].2 <= w[1].2));
-    let history = replaying(&pool).history(first).await.unwrap();
+    let history = replaying(&pool)
+        .history(&Actor::unrestricted(None), first)
+        .await
+        .unwrap();
     assert!(history.iter().all(|e| e.recorded_at.is_some()));
 }
 
@@ -264,8 +267,14 @@ async fn orders_cancelled_in_both_schemas(pool: &PgPool) -> (OrderId, OrderId) {
 async fn a_schema_1_order_cancelled_row_loads_to_the_same_state_as_a_schema_2_row(pool: PgPool) {
     let (old, new) = orders_cancelled_in_both_schemas(&pool).await;
     let queries = replaying(&pool);
-    let old_order = queries.get(old, None).await.unwrap();
-    let new_order = queries.get(new, None).await.unwrap();
+    let old_order = queries
+        .get(&Actor::unrestricted(None), old, None)
+        .await
+        .unwrap();
+    let new_order = queries
+        .get(&Actor::unrestricted(None), new, None)
+        .await
+        .unwrap();
     assert_eq!(old_order.status(), domain::OrderStatus::Cancelled);
     assert_eq!(old_order.cancellation(), new_order.cancellation());
     assert_eq!(old_order.version(), new_order.version());
@@ -290,14 +299,20 @@ async fn an_upcast_event_is_shown_and_published_in_the_current_schema_only(pool:
     let queries = replaying(&pool);
     let current = json!({"reason": "changed my mind", "refundAmount": 0});
     for id in [old, new] {
-        let history = queries.history(id).await.unwrap();
+        let history = queries
+            .history(&Actor::unrestricted(None), id)
+            .await
+            .unwrap();
         let wire = history[1].to_wire_with_recorded_at();
         assert_eq!(wire["schemaVersion"], 2);
         assert_eq!(wire["payload"], current);
     }
 
     // Published: what the relay's replay writes to the outbox for the old row.
-    let history = queries.history(old).await.unwrap();
+    let history = queries
+        .history(&Actor::unrestricted(None), old)
+        .await
+        .unwrap();
     let mut conn = pool.acquire().await.unwrap();
     adapters::postgres::outbox::insert(&mut conn, &history[1..])
         .await
@@ -373,7 +388,10 @@ async fn a_snapshot_is_stored_every_n_events_with_the_state_at_its_version(pool:
         OrderSnapshot::STATE_SCHEMA_VERSION
     );
     let snapshot: OrderSnapshot = serde_json::from_value(row.get("state")).unwrap();
-    let history = replaying(&pool).history(id).await.unwrap();
+    let history = replaying(&pool)
+        .history(&Actor::unrestricted(None), id)
+        .await
+        .unwrap();
     let at_six = Order::from_history(id, history[..6].iter().map(|e| e.recorded()))
         .unwrap()
         .unwrap();
@@ -393,7 +411,10 @@ async fn no_snapshot_is_stored_when_the_interval_is_zero(pool: PgPool) {
 /// The snapshot at version 6, with the delivery address changed to `line1`: an order
 /// loaded from it shows that address, which proves the snapshot was used.
 async fn doctor_snapshot(pool: &PgPool, id: OrderId, schema: i32, line1: &str) {
-    let history = replaying(pool).history(id).await.unwrap();
+    let history = replaying(pool)
+        .history(&Actor::unrestricted(None), id)
+        .await
+        .unwrap();
     let at_six = Order::from_history(id, history[..6].iter().map(|e| e.recorded()))
         .unwrap()
         .unwrap();
@@ -416,7 +437,10 @@ async fn a_load_starts_from_the_latest_snapshot_and_applies_only_later_events(po
         "from the snapshot",
     )
     .await;
-    let order = snapshotting(&pool).get(id, None).await.unwrap();
+    let order = snapshotting(&pool)
+        .get(&Actor::unrestricted(None), id, None)
+        .await
+        .unwrap();
     assert_eq!(
         order.delivery_address().line1().as_str(),
         "from the snapshot"
@@ -427,7 +451,10 @@ async fn a_load_starts_from_the_latest_snapshot_and_applies_only_later_events(po
         .add_item(&ctx(), id, line("sku-2", 1, 1_000))
         .await
         .unwrap();
-    let order = snapshotting(&pool).get(id, None).await.unwrap();
+    let order = snapshotting(&pool)
+        .get(&Actor::unrestricted(None), id, None)
+        .await
+        .unwrap();
     assert_eq!(order.version(), 7);
     assert_eq!(order.lines().len(), 2);
     assert_eq!(
@@ -435,7 +462,14 @@ async fn a_load_starts_from_the_latest_snapshot_and_applies_only_later_events(po
         "from the snapshot"
     );
     // The history still has every event.
-    assert_eq!(snapshotting(&pool).history(id).await.unwrap().len(), 7);
+    assert_eq!(
+        snapshotting(&pool)
+            .history(&Actor::unrestricted(None), id)
+            .await
+            .unwrap()
+            .len(),
+        7
+    );
 }
 
 #[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
@@ -445,7 +479,10 @@ async fn a_snapshot_of_an_older_state_schema_or_unreadable_is_ignored(pool: PgPo
     for n in 2..=7 {
         change_address(&commands, id, n).await;
     }
-    let expected = replaying(&pool).get(id, None).await.unwrap();
+    let expected = replaying(&pool)
+        .get(&Actor::unrestricted(None), id, None)
+        .await
+        .unwrap();
     // Written by an older release, in an older shape.
     doctor_snapshot(
         &pool,
@@ -462,7 +499,13 @@ async fn a_snapshot_of_an_older_state_schema_or_unreadable_is_ignored(pool: PgPo
         json!({"v": 0}),
     )
     .await;
-    assert_eq!(snapshotting(&pool).get(id, None).await.unwrap(), expected);
+    assert_eq!(
+        snapshotting(&pool)
+            .get(&Actor::unrestricted(None), id, None)
+            .await
+            .unwrap(),
+        expected
+    );
     // Current schema, unreadable state: replayed too.
     insert_snapshot(
         &pool,
@@ -472,7 +515,13 @@ async fn a_snapshot_of_an_older_state_schema_or_unreadable_is_ignored(pool: PgPo
         json!({"garbage": true}),
     )
     .await;
-    assert_eq!(snapshotting(&pool).get(id, None).await.unwrap(), expected);
+    assert_eq!(
+        snapshotting(&pool)
+            .get(&Actor::unrestricted(None), id, None)
+            .await
+            .unwrap(),
+        expected
+    );
 }
 
 #[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
@@ -489,20 +538,38 @@ async fn a_query_as_of_an_instant_uses_no_snapshot_later_than_it(pool: PgPool) {
         "from the snapshot",
     )
     .await;
-    let history = replaying(&pool).history(id).await.unwrap();
+    let history = replaying(&pool)
+        .history(&Actor::unrestricted(None), id)
+        .await
+        .unwrap();
 
     // Before version 6 occurred: the snapshot is later, the stream is replayed.
     let as_of = history[4].occurred_at;
-    let order = snapshotting(&pool).get(id, Some(as_of)).await.unwrap();
-    assert_eq!(order, replaying(&pool).get(id, Some(as_of)).await.unwrap());
+    let order = snapshotting(&pool)
+        .get(&Actor::unrestricted(None), id, Some(as_of))
+        .await
+        .unwrap();
+    assert_eq!(
+        order,
+        replaying(&pool)
+            .get(&Actor::unrestricted(None), id, Some(as_of))
+            .await
+            .unwrap()
+    );
     assert_eq!(order.version(), 5);
     // At version 7: the snapshot is not later, it is used.
     let as_of = history[6].occurred_at;
-    let order = snapshotting(&pool).get(id, Some(as_of)).await.unwrap();
+    let order = snapshotting(&pool)
+        .get(&Actor::unrestricted(None), id, Some(as_of))
+        .await
+        .unwrap();
     assert_eq!(order.version(), 7);
     assert_eq!(order.delivery_address().line1().as_str(), "7 Hàng Bài");
     let as_of = history[5].occurred_at;
-    let order = snapshotting(&pool).get(id, Some(as_of)).await.unwrap();
+    let order = snapshotting(&pool)
+        .get(&Actor::unrestricted(None), id, Some(as_of))
+        .await
+        .unwrap();
     assert_eq!(order.version(), 6);
     assert_eq!(
         order.delivery_address().line1().as_str(),
@@ -555,7 +622,11 @@ async fn run_step(commands: &OrderCommands, queries: &OrderQueries, id: OrderId,
                 .await
         }
         Step::Pay => {
-            let total = queries.get(id, None).await.unwrap().total();
+            let total = queries
+                .get(&Actor::unrestricted(None), id, None)
+                .await
+                .unwrap()
+                .total();
             commands
                 .pay(
                     &ctx(),
@@ -626,16 +697,29 @@ fn loads_with_and_without_snapshots_are_equal_now_and_as_of_every_event() {
             let id = place(&commands).await;
             for step in &steps {
                 run_step(&commands, &without, id, step).await;
-                let (a, b) = (with.get(id, None).await, without.get(id, None).await);
+                let (a, b) = (
+                    with.get(&Actor::unrestricted(None), id, None).await,
+                    without.get(&Actor::unrestricted(None), id, None).await,
+                );
                 prop_assert_eq!(a.unwrap(), b.unwrap());
             }
-            for event in without.history(id).await.unwrap() {
+            for event in without
+                .history(&Actor::unrestricted(None), id)
+                .await
+                .unwrap()
+            {
                 for as_of in [
                     event.occurred_at,
                     event.occurred_at - chrono::Duration::microseconds(1),
                 ] {
-                    let a = with.get(id, Some(as_of)).await.ok();
-                    let b = without.get(id, Some(as_of)).await.ok();
+                    let a = with
+                        .get(&Actor::unrestricted(None), id, Some(as_of))
+                        .await
+                        .ok();
+                    let b = without
+                        .get(&Actor::unrestricted(None), id, Some(as_of))
+                        .await
+                        .ok();
                     prop_assert_eq!(a, b, "as of {}", as_of);
                 }
             }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use adapters::postgres::{connect_lazy, purge_idempotency_keys, PgEventStore};
 use application::envelope::format_time;
 use application::{
-    CommandAck, CommandContext, CommandError, CommandOutcome, EventEnvelope, EventMetadata,
+    Actor, CommandAck, CommandContext, CommandError, CommandOutcome, EventEnvelope, EventMetadata,
     EventStore, IdempotencyRecord, IdempotencyRequest, OrderCommands, OrderQueries, PublishAll,
     QueryError, StoreError, SystemClock, UnitOfWork,
 };
@@ -504,7 +504,10 @@ async fn twenty_concurrent_add_items_all_succeed_through_retries_with_no_gap(poo
         (1..=21).collect::<Vec<i64>>()
     );
     // No lost update: every unit added is in the line.
-    let order = queries(&pool).get(id, None).await.unwrap();
+    let order = queries(&pool)
+        .get(&Actor::unrestricted(None), id, None)
+        .await
+        .unwrap();
     assert_eq!(order.lines()[0].quantity().units(), 22);
 }
 
@@ -669,7 +672,7 @@ async fn each_committed_event_has_one_outbox_row_holding_its_envelope_in_version
     let commands = commands(&pool);
     let traced = CommandContext {
         traceparent: Some(TRACEPARENT.to_owned()),
-        user_id: Some("user-456".to_owned()),
+        actor: Actor::unrestricted(Some("user-456".to_owned())),
         ..CommandContext::anonymous()
     };
     let a = new_order_id();
@@ -1148,7 +1151,10 @@ async fn placing_an_order_with_an_id_that_exists_is_already_exists_and_writes_no
     }
 
     assert_eq!(written(&pool).await, before);
-    let order = queries(&pool).get(id, None).await.unwrap();
+    let order = queries(&pool)
+        .get(&Actor::unrestricted(None), id, None)
+        .await
+        .unwrap();
     assert_eq!(order.lines()[0].product_id().as_str(), "sku-1");
 }
 
@@ -1186,7 +1192,11 @@ async fn a_command_whose_if_match_version_is_not_the_orders_is_a_mismatch_and_wr
 
     assert_eq!(written(&pool).await, before);
     assert_eq!(
-        queries(&pool).get(id, None).await.unwrap().status(),
+        queries(&pool)
+            .get(&Actor::unrestricted(None), id, None)
+            .await
+            .unwrap()
+            .status(),
         OrderStatus::Created
     );
 }
@@ -1206,12 +1216,18 @@ async fn assert_undecodable(pool: &PgPool, event_type: &str, schema_version: i32
     assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
 
     let queries = queries(pool);
-    let error = queries.get(id, None).await.unwrap_err();
+    let error = queries
+        .get(&Actor::unrestricted(None), id, None)
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, QueryError::Internal(StoreError::Corrupt(_))),
         "{error:?}"
     );
-    let error = queries.history(id).await.unwrap_err();
+    let error = queries
+        .history(&Actor::unrestricted(None), id)
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, QueryError::Internal(StoreError::Corrupt(_))),
         "{error:?}"
@@ -1282,7 +1298,10 @@ async fn the_order_as_of_an_instant_is_its_state_then_and_history_has_every_even
         .await
         .unwrap();
 
-    let history = queries.history(id).await.unwrap();
+    let history = queries
+        .history(&Actor::unrestricted(None), id)
+        .await
+        .unwrap();
     assert_eq!(
         history.iter().map(|e| e.version).collect::<Vec<_>>(),
         [1, 2, 3]
@@ -1297,31 +1316,52 @@ async fn the_order_as_of_an_instant_is_its_state_then_and_history_has_every_even
     let created = history[0].occurred_at;
     let item_added = history[1].occurred_at;
     let before_creation = created - chrono::Duration::microseconds(1);
-    let error = queries.get(id, Some(before_creation)).await.unwrap_err();
+    let error = queries
+        .get(&Actor::unrestricted(None), id, Some(before_creation))
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, QueryError::NotFound(o) if o == id),
         "{error:?}"
     );
 
-    let at_creation = queries.get(id, Some(created)).await.unwrap();
+    let at_creation = queries
+        .get(&Actor::unrestricted(None), id, Some(created))
+        .await
+        .unwrap();
     assert_eq!(at_creation.version(), 1);
     assert_eq!(at_creation.lines().len(), 1);
     assert_eq!(at_creation.total(), amount(270_000));
 
-    let after_item = queries.get(id, Some(item_added)).await.unwrap();
+    let after_item = queries
+        .get(&Actor::unrestricted(None), id, Some(item_added))
+        .await
+        .unwrap();
     assert_eq!(after_item.version(), 2);
     assert_eq!(after_item.status(), OrderStatus::Created);
     assert_eq!(after_item.lines().len(), 2);
     assert_eq!(after_item.total(), amount(297_000));
     assert!(after_item.payment().is_none());
 
-    let now = queries.get(id, None).await.unwrap();
+    let now = queries
+        .get(&Actor::unrestricted(None), id, None)
+        .await
+        .unwrap();
     assert_eq!(now.version(), 3);
     assert_eq!(now.status(), OrderStatus::Paid);
-    assert_eq!(now, queries.get(id, Some(Utc::now())).await.unwrap());
+    assert_eq!(
+        now,
+        queries
+            .get(&Actor::unrestricted(None), id, Some(Utc::now()))
+            .await
+            .unwrap()
+    );
 
     let unknown = new_order_id();
-    let error = queries.history(unknown).await.unwrap_err();
+    let error = queries
+        .history(&Actor::unrestricted(None), unknown)
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, QueryError::NotFound(o) if o == unknown),
         "{error:?}"
@@ -1364,6 +1404,9 @@ async fn a_store_on_an_unreachable_database_is_unavailable_and_so_are_the_use_ca
         .unwrap_err();
     assert!(matches!(error, CommandError::Unavailable(_)), "{error:?}");
 
-    let error = OrderQueries::new(store).get(id, None).await.unwrap_err();
+    let error = OrderQueries::new(store)
+        .get(&Actor::unrestricted(None), id, None)
+        .await
+        .unwrap_err();
     assert!(matches!(error, QueryError::Unavailable(_)), "{error:?}");
 }

@@ -10,6 +10,7 @@ use domain::{
 use thiserror::Error;
 use uuid::Uuid;
 
+use crate::access::{Action, Actor, Forbidden};
 use crate::envelope::{EventEnvelope, EventMetadata};
 use crate::ports::{
     Clock, EventStore, IdempotencyRecord, SnapshotStore, StoreError, StoredSnapshot, UnitOfWork,
@@ -20,8 +21,8 @@ use crate::queries::Loader;
 /// Who sends a command and under which conditions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandContext {
-    /// The acting user, recorded in `metadata.userId`.
-    pub user_id: Option<String>,
+    /// Who sends it: recorded in `metadata.userId`, and what they may do.
+    pub actor: Actor,
     pub correlation_id: String,
     /// This command's id, recorded as the events' `causationId`.
     pub command_id: Uuid,
@@ -32,17 +33,23 @@ pub struct CommandContext {
 }
 
 impl CommandContext {
-    /// A context with a fresh command id and correlation id and nothing else.
-    pub fn anonymous() -> Self {
+    /// A context with a fresh command id and correlation id, acting as `actor`.
+    pub fn new(actor: Actor) -> Self {
         let command_id = Uuid::now_v7();
         Self {
-            user_id: None,
+            actor,
             correlation_id: command_id.to_string(),
             command_id,
             traceparent: None,
             expected_version: None,
             idempotency: None,
         }
+    }
+
+    /// A context for an unrestricted, unnamed actor (authentication off), with a fresh
+    /// command id and correlation id.
+    pub fn anonymous() -> Self {
+        Self::new(Actor::unrestricted(None))
     }
 }
 
@@ -76,8 +83,12 @@ pub enum CommandError {
     /// A business rule refused it (state or content).
     #[error(transparent)]
     Rejected(#[from] OrderError),
+    /// No such order, or one the actor may not know of.
     #[error("order {0} does not exist")]
     NotFound(OrderId),
+    /// The actor's role does not allow the command.
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
     /// `POST /orders` with an id that is taken.
     #[error("order {0} already exists")]
     AlreadyExists(OrderId),
@@ -171,7 +182,7 @@ impl OrderCommands {
     /// Places a new order (`OrderCreated`).
     ///
     /// # Errors
-    /// `Rejected` by the factory's rules, `AlreadyExists`, `IdempotencyKeyReused`,
+    /// `Rejected` by the factory's rules, `Forbidden`, `AlreadyExists`, `IdempotencyKeyReused`,
     /// `Unavailable`, `Internal`.
     #[tracing::instrument(skip_all, fields(order_id = %command.id), err)]
     pub async fn place(
@@ -183,7 +194,9 @@ impl OrderCommands {
             return Ok(replayed);
         }
         let id = command.id;
+        // The request's own rules (422) are checked before the actor's right (403).
         let mut order = self.factory.place(command, self.clock.now())?;
+        ctx.actor.check_place(order.customer().customer_id())?;
         match self.save(ctx, &mut order).await {
             // The id is taken; when a concurrent retry with the same idempotency key
             // took it, that retry's answer is replayed rather than refused.
@@ -213,8 +226,10 @@ impl OrderCommands {
         id: OrderId,
         line: NewLine,
     ) -> Result<CommandOutcome, CommandError> {
-        self.change(ctx, id, |order, now| order.add_item(line.clone(), now))
-            .await
+        self.change(ctx, id, Action::AddItem, |order, now| {
+            order.add_item(line.clone(), now)
+        })
+        .await
     }
 
     /// Removes a product's line (`ItemRemoved`).
@@ -227,8 +242,10 @@ impl OrderCommands {
         id: OrderId,
         product: ProductId,
     ) -> Result<CommandOutcome, CommandError> {
-        self.change(ctx, id, |order, now| order.remove_item(&product, now))
-            .await
+        self.change(ctx, id, Action::RemoveItem, |order, now| {
+            order.remove_item(&product, now)
+        })
+        .await
     }
 
     /// Replaces the delivery address (`DeliveryAddressChanged`).
@@ -241,7 +258,7 @@ impl OrderCommands {
         id: OrderId,
         address: Address,
     ) -> Result<CommandOutcome, CommandError> {
-        self.change(ctx, id, |order, now| {
+        self.change(ctx, id, Action::ChangeDeliveryAddress, |order, now| {
             order.change_delivery_address(address.clone(), now)
         })
         .await
@@ -259,7 +276,7 @@ impl OrderCommands {
         amount: Amount,
         method: PaymentMethod,
     ) -> Result<CommandOutcome, CommandError> {
-        self.change(ctx, id, |order, now| {
+        self.change(ctx, id, Action::Pay, |order, now| {
             order.pay(payment_id.clone(), amount, method, now)
         })
         .await
@@ -276,7 +293,7 @@ impl OrderCommands {
         tracking_number: TrackingNumber,
         carrier: Carrier,
     ) -> Result<CommandOutcome, CommandError> {
-        self.change(ctx, id, |order, now| {
+        self.change(ctx, id, Action::Ship, |order, now| {
             order.ship(tracking_number.clone(), carrier.clone(), now)
         })
         .await
@@ -292,21 +309,25 @@ impl OrderCommands {
         id: OrderId,
         reason: CancellationReason,
     ) -> Result<CommandOutcome, CommandError> {
-        self.change(ctx, id, |order, now| order.cancel(reason.clone(), now))
-            .await
+        self.change(ctx, id, Action::Cancel, |order, now| {
+            order.cancel(reason.clone(), now)
+        })
+        .await
     }
 
-    /// Runs a behaviour on an existing order: load, check `If-Match`, run, save; a lost
-    /// race is re-run on the fresh state up to `max_attempts` times.
+    /// Runs a behaviour on an existing order: load, check that the actor may see it and
+    /// take `action` on it, check `If-Match`, run, save; a lost race is re-run on the
+    /// fresh state up to `max_attempts` times.
     ///
     /// # Errors
-    /// `NotFound`, `VersionMismatch`, `Rejected`, `Conflict`, `IdempotencyKeyReused`,
+    /// `NotFound` (also for an order the actor may not see), `Forbidden`, `VersionMismatch`, `Rejected`, `Conflict`, `IdempotencyKeyReused`,
     /// `Unavailable`, `Internal`; in every case nothing was written.
     #[tracing::instrument(skip_all, fields(order_id = %id), err)]
     async fn change<F>(
         &self,
         ctx: &CommandContext,
         id: OrderId,
+        action: Action,
         behaviour: F,
     ) -> Result<CommandOutcome, CommandError>
     where
@@ -315,7 +336,7 @@ impl OrderCommands {
         if let Some(replayed) = self.replay(ctx).await? {
             return Ok(replayed);
         }
-        match self.load_run_save(ctx, id, behaviour).await {
+        match self.load_run_save(ctx, id, action, behaviour).await {
             // The refusal was decided on a state that a concurrent request with the same
             // idempotency key may have made since the check above: its answer wins.
             Err(
@@ -332,6 +353,7 @@ impl OrderCommands {
         &self,
         ctx: &CommandContext,
         id: OrderId,
+        action: Action,
         behaviour: F,
     ) -> Result<CommandOutcome, CommandError>
     where
@@ -342,7 +364,9 @@ impl OrderCommands {
                 .loader
                 .load(id, None)
                 .await?
+                .filter(|order| ctx.actor.may_see(order.customer().customer_id()))
                 .ok_or(CommandError::NotFound(id))?;
+            ctx.actor.check(action)?;
             if let Some(expected) = ctx.expected_version {
                 if order.version() != expected {
                     return Err(CommandError::VersionMismatch {
@@ -429,7 +453,7 @@ impl OrderCommands {
                 last_occurred_at: order.updated_at(),
             });
         let metadata = EventMetadata {
-            user_id: ctx.user_id.clone(),
+            user_id: ctx.actor.user_id().map(str::to_owned),
             correlation_id: ctx.correlation_id.clone(),
             causation_id: ctx.command_id.to_string(),
         };

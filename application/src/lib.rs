@@ -11,6 +11,8 @@
 //! Ports are `async-trait` traits used as `Arc<dyn Port>` throughout the codebase.
 //!
 //! # Layout
+//! - [`access`]: [`Actor`], who acts and what their roles allow (API.md's authorization
+//!   rules, shared by every adapter).
 //! - [`ports`]: the traits adapters implement ([`EventStore`], [`UnitOfWork`], [`Clock`]).
 //! - [`envelope`]: [`EventEnvelope`], the event with its metadata, and its wire form.
 //! - [`commands`]: [`OrderCommands`], one method per command, and [`CommandError`].
@@ -20,6 +22,7 @@
 //!   idempotent, gap-aware [`Projector`] and the list query [`SummaryQueries`].
 //! - [`publication`]: which events become outbox messages.
 
+pub mod access;
 pub mod commands;
 pub mod envelope;
 pub mod ports;
@@ -27,6 +30,7 @@ pub mod projection;
 pub mod publication;
 pub mod queries;
 
+pub use access::{Action, Actor, Forbidden, MissingCustomerId, Role};
 pub use commands::{
     CommandAck, CommandContext, CommandError, CommandOutcome, IdempotencyRequest, OrderCommands,
 };

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{OrderEvent, OrderId, OrderStatus};
+use domain::{CustomerId, OrderEvent, OrderId, OrderStatus};
 use uuid::Uuid;
 
+use crate::access::Actor;
 use crate::envelope::EventEnvelope;
 use crate::ports::{EventStore, StoreError};
 use crate::queries::QueryError;
@@ -116,7 +117,7 @@ pub fn fold(summary: &mut Option<OrderSummary>, event: &EventEnvelope) -> bool {
 /// Which summaries a page holds; newest first by `(created_at, order_id)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SummaryFilter {
-    pub customer_id: Option<String>,
+    pub customer_id: Option<CustomerId>,
     pub status: Option<OrderStatus>,
     /// 1 to 100.
     pub limit: u32,
@@ -274,14 +275,21 @@ impl SummaryQueries {
         Self { read_model }
     }
 
-    /// A page of summaries (newest first) with the read model's lag.
+    /// A page of summaries (newest first) with the read model's lag. A customer sees
+    /// its own orders: its `customerId` is the filter's when the filter has none.
     ///
     /// # Errors
+    /// `Forbidden` when `actor` may not list the asked customer's orders;
     /// `Unavailable` or `Internal`.
     #[tracing::instrument(skip_all, err)]
-    pub async fn list(&self, filter: &SummaryFilter) -> Result<SummaryPage, QueryError> {
-        let lag = self.read_model.lag().await?;
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        filter: &SummaryFilter,
+    ) -> Result<SummaryPage, QueryError> {
         let mut asked = filter.clone();
+        asked.customer_id = actor.list_scope(filter.customer_id.clone())?;
+        let lag = self.read_model.lag().await?;
         asked.limit = filter.limit.saturating_add(1);
         let mut items = self.read_model.page(&asked).await?;
         let more = items.len() > filter.limit as usize;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use domain::{Order, OrderId, OrderSnapshot};
 use thiserror::Error;
 
+use crate::access::{Action, Actor, Forbidden};
 use crate::commands::CommandError;
 use crate::envelope::EventEnvelope;
 use crate::ports::{EventStore, SnapshotStore, StoreError};
@@ -17,6 +18,9 @@ pub enum QueryError {
     /// No such order (or, as of an instant, not yet).
     #[error("order {0} does not exist")]
     NotFound(OrderId),
+    /// The actor's role does not allow the query.
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
     #[error("the event store is unavailable")]
     Unavailable(#[source] StoreError),
     #[error("internal failure")]
@@ -152,29 +156,46 @@ impl OrderQueries {
     /// The order now, or as it was at `as_of` (the events that occurred until then).
     ///
     /// # Errors
-    /// `NotFound` when it does not exist (or did not yet at `as_of`).
+    /// `NotFound` when it does not exist (or did not yet at `as_of`), or `actor` may not
+    /// see it; `Forbidden` when `actor` may not read orders.
     #[tracing::instrument(skip_all, fields(order_id = %id), err)]
     pub async fn get(
         &self,
+        actor: &Actor,
         id: OrderId,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<Order, QueryError> {
-        self.loader
+        let order = self
+            .loader
             .load(id, as_of)
             .await?
-            .ok_or(QueryError::NotFound(id))
+            .filter(|order| actor.may_see(order.customer().customer_id()))
+            .ok_or(QueryError::NotFound(id))?;
+        actor.check(Action::Read)?;
+        Ok(order)
     }
 
     /// Every event of the order, in version order, with `recorded_at`.
     ///
     /// # Errors
-    /// `NotFound` when it does not exist.
+    /// As [`OrderQueries::get`].
     #[tracing::instrument(skip_all, fields(order_id = %id), err)]
-    pub async fn history(&self, id: OrderId) -> Result<Vec<EventEnvelope>, QueryError> {
+    pub async fn history(
+        &self,
+        actor: &Actor,
+        id: OrderId,
+    ) -> Result<Vec<EventEnvelope>, QueryError> {
         let history = self.store.load(id).await?;
-        if history.is_empty() {
+        let owner = history.first().and_then(|first| match &first.event {
+            domain::OrderEvent::OrderCreated(created) => {
+                Some(created.customer.customer_id().clone())
+            }
+            _ => None,
+        });
+        if !owner.is_some_and(|owner| actor.may_see(&owner)) {
             return Err(QueryError::NotFound(id));
         }
+        actor.check(Action::Read)?;
         Ok(history)
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use adapters::postgres::{rebuild, PgEventStore, PgReadModel};
 use application::{
-    EventEnvelope, EventMetadata, EventStore, OrderQueries, ReadModel, StoredSnapshot,
+    Actor, EventEnvelope, EventMetadata, EventStore, OrderQueries, ReadModel, StoredSnapshot,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use domain::{
@@ -233,7 +233,10 @@ async fn bench_load(pool: &PgPool, n: usize) {
         let mut times = Vec::new();
         for _ in 0..runs {
             let started = Instant::now();
-            let order = queries.get(id, None).await.unwrap();
+            let order = queries
+                .get(&Actor::unrestricted(None), id, None)
+                .await
+                .unwrap();
             times.push(started.elapsed());
             assert_eq!(order.version(), n as u64);
         }

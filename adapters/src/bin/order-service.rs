@@ -1,6 +1,7 @@
 //! `order-service`: the HTTP API of the order service. Thin: reads the configuration,
 //! builds the adapters, runs until SIGINT/SIGTERM.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.db_max_connections,
         Duration::from_millis(cli.db_acquire_timeout_ms),
     )?;
-    match cli.command {
+    match cli.command.clone() {
         Some(Command::Migrate) => {
             postgres::migrate(&pool).await?;
             tracing::info!("migrations applied");
@@ -48,10 +49,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        Some(Command::Token(args)) => {
+            let token = cli.authenticator()?.mint(&args.claims()?)?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{token}").context("writing the token")?;
+            return Ok(());
+        }
         None => {}
     }
     let settings = cli.settings()?;
-    tracing::warn!("AUTH_MODE=none: authentication is off and X-User-Id is trusted; for local development only");
+    if settings.auth.is_required() {
+        tracing::info!("authentication: HS256 bearer tokens (JWT_SECRET)");
+    } else {
+        tracing::warn!("AUTH_MODE=none: authentication is off and X-User-Id is trusted; for local development only");
+    }
     if !cli.no_migrate {
         postgres::migrate(&pool).await?;
     }

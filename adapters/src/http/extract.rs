@@ -1,6 +1,6 @@
 //! Request parsing: JSON bodies (framing errors 413/415/400, data errors 422 naming the
-//! field) and the command headers (`If-Match`, `Idempotency-Key`, `X-User-Id`,
-//! `traceparent`, `X-Correlation-Id`).
+//! field) and the command headers (`If-Match`, `Idempotency-Key`, `traceparent`,
+//! `X-Correlation-Id`; `X-User-Id` is read by the authentication middleware).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::problem::{ApiError, FieldError};
 use super::AppState;
-use application::{CommandContext, IdempotencyRequest};
+use application::{Actor, CommandContext, IdempotencyRequest};
 use uuid::Uuid;
 
 /// A JSON request body: framing checked (413, 415, 400), its raw bytes kept for the
@@ -142,11 +142,13 @@ fn visible_ascii(bytes: &[u8], max: usize) -> Option<String> {
     ok.then(|| String::from_utf8_lossy(bytes).into_owned())
 }
 
-/// Builds the command context from the headers, the request line and the raw body.
+/// Builds the command context of `actor` from the headers, the request line and the
+/// raw body.
 ///
 /// # Errors
-/// 400 when `If-Match`, `Idempotency-Key` or `X-User-Id` is malformed.
+/// 400 when `If-Match` or `Idempotency-Key` is malformed.
 pub(super) fn command_context(
+    actor: Actor,
     headers: &HeaderMap,
     method: &Method,
     uri: &Uri,
@@ -159,23 +161,6 @@ pub(super) fn command_context(
             ApiError::bad_request("If-Match must be a quoted version, such as \"3\"")
         })?,
     };
-    let user_id = match headers.get("x-user-id") {
-        None => None,
-        Some(value) => {
-            let text = value
-                .to_str()
-                .ok()
-                .filter(|t| domain::CustomerId::parse(*t).is_ok());
-            Some(
-                text.ok_or_else(|| {
-                    ApiError::bad_request(
-                        "X-User-Id must be 1 to 200 characters without control characters",
-                    )
-                })?
-                .to_owned(),
-            )
-        }
-    };
     let idempotency = match headers.get("idempotency-key") {
         None => None,
         Some(value) => {
@@ -183,7 +168,7 @@ pub(super) fn command_context(
                 ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
             })?;
             Some(IdempotencyRequest {
-                scope: String::new(),
+                scope: actor.idempotency_scope().to_owned(),
                 key,
                 fingerprint: fingerprint(method, uri, body),
             })
@@ -195,7 +180,7 @@ pub(super) fn command_context(
         .filter(|v| is_traceparent(v))
         .map(str::to_owned);
     Ok(CommandContext {
-        user_id,
+        actor,
         correlation_id: correlation.0.clone(),
         command_id: Uuid::now_v7(),
         traceparent,

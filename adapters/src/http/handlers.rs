@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use application::CommandOutcome;
 use application::SummaryFilter;
+use application::{Actor, CommandOutcome};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -114,13 +114,14 @@ fn ack(status: StatusCode, outcome: CommandOutcome) -> Response {
 
 pub(super) async fn create_order(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Extension(correlation): Extension<CorrelationId>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: JsonBody<CreateOrderRequest>,
 ) -> Answer {
-    let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
+    let ctx = command_context(actor, &headers, &method, &uri, &body.raw, &correlation)?;
     let command = body.value()?.try_into_domain()?;
     let outcome = state.commands.place(&ctx, command).await?;
     Ok(ack(StatusCode::CREATED, outcome))
@@ -128,6 +129,7 @@ pub(super) async fn create_order(
 
 pub(super) async fn add_item(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Extension(correlation): Extension<CorrelationId>,
     path: Result<Path<String>, PathRejection>,
     method: Method,
@@ -136,7 +138,7 @@ pub(super) async fn add_item(
     body: JsonBody<ItemRequest>,
 ) -> Answer {
     let id = order_id(path)?;
-    let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
+    let ctx = command_context(actor, &headers, &method, &uri, &body.raw, &correlation)?;
     let line = body.value()?.try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
@@ -146,6 +148,7 @@ pub(super) async fn add_item(
 
 pub(super) async fn remove_item(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Extension(correlation): Extension<CorrelationId>,
     path: Result<Path<(String, String)>, PathRejection>,
     method: Method,
@@ -157,7 +160,7 @@ pub(super) async fn remove_item(
         .map_err(|_| ApiError::bad_request(format!("order id {id:?} is not a UUID")))?;
     let product = ProductId::parse(product)
         .map_err(|e| ApiError::bad_request(format!("the product id in the path {e}")))?;
-    let ctx = command_context(&headers, &method, &uri, b"", &correlation)?;
+    let ctx = command_context(actor, &headers, &method, &uri, b"", &correlation)?;
     Ok(ack(
         StatusCode::OK,
         state.commands.remove_item(&ctx, id, product).await?,
@@ -166,6 +169,7 @@ pub(super) async fn remove_item(
 
 pub(super) async fn change_delivery_address(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Extension(correlation): Extension<CorrelationId>,
     path: Result<Path<String>, PathRejection>,
     method: Method,
@@ -174,7 +178,7 @@ pub(super) async fn change_delivery_address(
     body: JsonBody<AddressRequest>,
 ) -> Answer {
     let id = order_id(path)?;
-    let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
+    let ctx = command_context(actor, &headers, &method, &uri, &body.raw, &correlation)?;
     let address = body.value()?.try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
@@ -187,6 +191,7 @@ pub(super) async fn change_delivery_address(
 
 pub(super) async fn pay(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Extension(correlation): Extension<CorrelationId>,
     path: Result<Path<String>, PathRejection>,
     method: Method,
@@ -195,7 +200,7 @@ pub(super) async fn pay(
     body: JsonBody<PaymentRequest>,
 ) -> Answer {
     let id = order_id(path)?;
-    let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
+    let ctx = command_context(actor, &headers, &method, &uri, &body.raw, &correlation)?;
     let (payment_id, amount, payment_method) = body.value()?.try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
@@ -208,6 +213,7 @@ pub(super) async fn pay(
 
 pub(super) async fn ship(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Extension(correlation): Extension<CorrelationId>,
     path: Result<Path<String>, PathRejection>,
     method: Method,
@@ -216,7 +222,7 @@ pub(super) async fn ship(
     body: JsonBody<ShipmentRequest>,
 ) -> Answer {
     let id = order_id(path)?;
-    let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
+    let ctx = command_context(actor, &headers, &method, &uri, &body.raw, &correlation)?;
     let (tracking, carrier) = body.value()?.try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
@@ -226,6 +232,7 @@ pub(super) async fn ship(
 
 pub(super) async fn cancel(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Extension(correlation): Extension<CorrelationId>,
     path: Result<Path<String>, PathRejection>,
     method: Method,
@@ -234,7 +241,7 @@ pub(super) async fn cancel(
     body: JsonBody<CancellationRequest>,
 ) -> Answer {
     let id = order_id(path)?;
-    let ctx = command_context(&headers, &method, &uri, &body.raw, &correlation)?;
+    let ctx = command_context(actor, &headers, &method, &uri, &body.raw, &correlation)?;
     let reason = body.value()?.try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
@@ -250,6 +257,7 @@ pub(super) struct GetOrderParams {
 
 pub(super) async fn get_order(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<GetOrderParams>, QueryRejection>,
 ) -> Answer {
@@ -265,7 +273,7 @@ pub(super) async fn get_order(
                 })
         })
         .transpose()?;
-    let order = state.queries.get(id, as_of).await?;
+    let order = state.queries.get(&actor, id, as_of).await?;
     let mut response = Json(OrderResponse::from_order(&order)).into_response();
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", order.version())) {
         response.headers_mut().insert(header::ETAG, etag);
@@ -288,6 +296,7 @@ const DEFAULT_PAGE: u32 = 20;
 
 pub(super) async fn list_orders(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> Answer {
     let Query(params) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -317,9 +326,7 @@ pub(super) async fn list_orders(
     let customer_id = params
         .customer_id
         .map(|text| {
-            CustomerId::parse(text.clone())
-                .map(|id| id.as_str().to_owned())
-                .map_err(|e| ApiError::bad_request(format!("customerId {e}")))
+            CustomerId::parse(text).map_err(|e| ApiError::bad_request(format!("customerId {e}")))
         })
         .transpose()?;
     let after = params
@@ -331,12 +338,15 @@ pub(super) async fn list_orders(
         .transpose()?;
     let page = state
         .summaries
-        .list(&SummaryFilter {
-            customer_id,
-            status,
-            limit,
-            after,
-        })
+        .list(
+            &actor,
+            &SummaryFilter {
+                customer_id,
+                status,
+                limit,
+                after,
+            },
+        )
         .await?;
     state.metrics.set_read_model_lag(page.lag);
     let body = SummaryPageResponse {
@@ -385,10 +395,11 @@ mod cursor {
 
 pub(super) async fn get_history(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     path: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let id = order_id(path)?;
-    let events = state.queries.history(id).await?;
+    let events = state.queries.history(&actor, id).await?;
     let events: Vec<serde_json::Value> = events
         .iter()
         .map(|e| e.to_wire_with_recorded_at())

@@ -1,12 +1,14 @@
 //! The HTTP API of `shared/API.md` on `axum`.
 //!
 //! # Layout
+//! - `auth`: the authentication middleware (bearer JWT, or the trusted user header).
 //! - `handlers`: one function per route; each parses, calls one use case, answers.
 //! - `extract`: JSON bodies and command headers.
 //! - `dto`: request bodies (converted with `try_into_domain`) and response bodies.
 //! - `problem`: [`ApiError`], the problem+json answer of every error.
 //! - `metrics`: request counters and latencies for `/metrics`.
 
+mod auth;
 mod dto;
 mod extract;
 mod handlers;
@@ -21,6 +23,8 @@ use axum::routing::{delete, get, post, put};
 use axum::Router;
 use sqlx::PgPool;
 
+use crate::auth::Authenticator;
+
 pub use metrics::HttpMetrics;
 pub use problem::{ApiError, FieldError};
 
@@ -33,6 +37,8 @@ pub struct AppState {
     pub summaries: SummaryQueries,
     pub pool: PgPool,
     pub metrics: Arc<HttpMetrics>,
+    /// How requests are authenticated.
+    pub auth: Authenticator,
     /// The largest accepted request body, in bytes.
     pub body_limit: usize,
 }
@@ -70,6 +76,10 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
             metrics::track,
         ))
         .layer(axum::middleware::from_fn(handlers::correlate))
+        .layer(axum::middleware::from_fn_with_state(
+            state.auth.clone(),
+            auth::authenticate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             handlers::GuardState::from(limits),
             handlers::guard,

@@ -5,6 +5,8 @@ use application::{CommandError, QueryError};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::OrderError;
+
+use crate::auth::AuthError;
 use serde::Serialize;
 
 /// One invalid field of a request.
@@ -75,6 +77,11 @@ impl ApiError {
         }
     }
 
+    /// 403: authenticated, but the role does not allow it.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", detail)
     }
@@ -115,6 +122,17 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.status == StatusCode::UNAUTHORIZED {
+            let challenge = if self.kind == "invalid-token" {
+                "Bearer error=\"invalid_token\""
+            } else {
+                "Bearer"
+            };
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
@@ -127,6 +145,7 @@ impl From<CommandError> for ApiError {
         match error {
             CommandError::Rejected(rule) => rule.into(),
             CommandError::NotFound(id) => Self::not_found(format!("order {id} does not exist")),
+            CommandError::Forbidden(why) => Self::forbidden(why.0),
             CommandError::AlreadyExists(id) => Self::new(
                 StatusCode::CONFLICT,
                 "already-exists",
@@ -175,6 +194,7 @@ impl From<QueryError> for ApiError {
     fn from(error: QueryError) -> Self {
         match error {
             QueryError::NotFound(id) => Self::not_found(format!("order {id} does not exist")),
+            QueryError::Forbidden(why) => Self::forbidden(why.0),
             QueryError::Unavailable(cause) => {
                 tracing::warn!(error = %error_chain(&cause), "database unavailable");
                 Self::unavailable()
@@ -183,6 +203,22 @@ impl From<QueryError> for ApiError {
                 tracing::error!(error = %error_chain(&cause), "query failed");
                 Self::internal()
             }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Missing => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                error.to_string(),
+            ),
+            AuthError::Invalid(_) => {
+                Self::new(StatusCode::UNAUTHORIZED, "invalid-token", error.to_string())
+            }
+            AuthError::BadUserHeader => Self::bad_request(error.to_string()),
         }
     }
 }

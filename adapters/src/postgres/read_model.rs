@@ -11,7 +11,7 @@ use application::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{OrderId, OrderStatus};
+use domain::{CustomerId, OrderId, OrderStatus};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -231,7 +231,7 @@ impl ReadModel for PgReadModel {
                AND ($3::timestamptz IS NULL OR (created_at, order_id) < ($3, $4::uuid)) \
              ORDER BY created_at DESC, order_id DESC LIMIT $5"
         ))
-        .bind(filter.customer_id.as_deref())
+        .bind(filter.customer_id.as_ref().map(CustomerId::as_str))
         .bind(filter.status.map(OrderStatus::as_str))
         .bind(after_at)
         .bind(after_id)

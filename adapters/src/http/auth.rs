@@ -1,0 +1,35 @@
+//! Middleware: authenticates every request but the open routes, before anything else
+//! is looked at (401 comes first in API.md's order of checks), and hands the
+//! [`application::Actor`] to the handlers as a request extension.
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::Authenticator;
+
+/// The routes anyone may call: probes, metrics and the API's description.
+pub(super) const OPEN_ROUTES: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
+
+pub(super) async fn authenticate(
+    State(auth): State<Authenticator>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if OPEN_ROUTES.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let actor = auth.authenticate(
+        headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
+        headers.get("x-user-id").map(|v| v.as_bytes()),
+    );
+    match actor {
+        Ok(actor) => {
+            request.extensions_mut().insert(actor);
+            next.run(request).await
+        }
+        Err(error) => super::ApiError::from(error).into_response(),
+    }
+}
