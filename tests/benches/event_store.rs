@@ -220,8 +220,17 @@ async fn bench_load(pool: &PgPool, n: usize) {
 
     let replaying = OrderQueries::new(store.clone());
     let snapshotting = OrderQueries::new(store.clone()).with_snapshots(store.clone());
-    let expected: Order = replaying.get(id, None).await.unwrap();
-    assert_eq!(snapshotting.get(id, None).await.unwrap(), expected);
+    let expected: Order = replaying
+        .get(&Actor::unrestricted(None), id, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshotting
+            .get(&Actor::unrestricted(None), id, None)
+            .await
+            .unwrap(),
+        expected
+    );
     for (name, queries, runs) in [
         (
             "replaying the stream",

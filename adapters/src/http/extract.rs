@@ -3,7 +3,8 @@
 //! `X-Correlation-Id`; `X-User-Id` is read by the authentication middleware).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, Uri};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -142,12 +143,63 @@ fn visible_ascii(bytes: &[u8], max: usize) -> Option<String> {
     ok.then(|| String::from_utf8_lossy(bytes).into_owned())
 }
 
+/// What every command needs from a request besides its body: the actor (set by the
+/// authentication middleware), the correlation id, the request line and the headers.
+#[derive(Debug)]
+pub(super) struct CommandRequest {
+    actor: Actor,
+    correlation: CorrelationId,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CommandRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let (Some(actor), Some(correlation)) = (
+            parts.extensions.get::<Actor>().cloned(),
+            parts.extensions.get::<CorrelationId>().cloned(),
+        ) else {
+            tracing::error!(
+                "a command route is not behind the authentication and correlation middleware"
+            );
+            return Err(ApiError::internal());
+        };
+        Ok(Self {
+            actor,
+            correlation,
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+impl CommandRequest {
+    /// The command's context, with `body` (raw bytes) in its idempotency fingerprint.
+    ///
+    /// # Errors
+    /// 400 when `If-Match` or `Idempotency-Key` is malformed.
+    pub(super) fn context(self, body: &[u8]) -> Result<CommandContext, ApiError> {
+        command_context(
+            self.actor,
+            &self.headers,
+            &self.method,
+            &self.uri,
+            body,
+            &self.correlation,
+        )
+    }
+}
+
 /// Builds the command context of `actor` from the headers, the request line and the
 /// raw body.
 ///
 /// # Errors
 /// 400 when `If-Match` or `Idempotency-Key` is malformed.
-pub(super) fn command_context(
+fn command_context(
     actor: Actor,
     headers: &HeaderMap,
     method: &Method,

@@ -6,7 +6,7 @@ use application::SummaryFilter;
 use application::{Actor, CommandOutcome};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,7 +19,7 @@ use super::dto::{
     AckResponse, AddressRequest, CancellationRequest, CreateOrderRequest, ItemRequest,
     OrderResponse, PaymentRequest, ShipmentRequest, SummaryPageResponse, SummaryResponse,
 };
-use super::extract::{command_context, correlation_id, CorrelationId, JsonBody};
+use super::extract::{correlation_id, CommandRequest, JsonBody};
 use super::problem::ApiError;
 use super::{AppState, HttpLimits};
 
@@ -114,14 +114,10 @@ fn ack(status: StatusCode, outcome: CommandOutcome) -> Response {
 
 pub(super) async fn create_order(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Extension(correlation): Extension<CorrelationId>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: CommandRequest,
     body: JsonBody<CreateOrderRequest>,
 ) -> Answer {
-    let ctx = command_context(actor, &headers, &method, &uri, &body.raw, &correlation)?;
+    let ctx = request.context(&body.raw)?;
     let command = body.value()?.try_into_domain()?;
     let outcome = state.commands.place(&ctx, command).await?;
     Ok(ack(StatusCode::CREATED, outcome))
@@ -129,16 +125,12 @@ pub(super) async fn create_order(
 
 pub(super) async fn add_item(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Extension(correlation): Extension<CorrelationId>,
+    request: CommandRequest,
     path: Result<Path<String>, PathRejection>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     body: JsonBody<ItemRequest>,
 ) -> Answer {
     let id = order_id(path)?;
-    let ctx = command_context(actor, &headers, &method, &uri, &body.raw, &correlation)?;
+    let ctx = request.context(&body.raw)?;
     let line = body.value()?.try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
@@ -148,19 +140,15 @@ pub(super) async fn add_item(
 
 pub(super) async fn remove_item(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Extension(correlation): Extension<CorrelationId>,
+    request: CommandRequest,
     path: Result<Path<(String, String)>, PathRejection>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
 ) -> Answer {
     let Path((id, product)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let id = OrderId::parse(&id)
         .map_err(|_| ApiError::bad_request(format!("order id {id:?} is not a UUID")))?;
     let product = ProductId::parse(product)
         .map_err(|e| ApiError::bad_request(format!("the product id in the path {e}")))?;
-    let ctx = command_context(actor, &headers, &method, &uri, b"", &correlation)?;
+    let ctx = request.context(b"")?;
     Ok(ack(
         StatusCode::OK,
         state.commands.remove_item(&ctx, id, product).await?,
@@ -169,16 +157,12 @@ pub(super) async fn remove_item(
 
 pub(super) async fn change_delivery_address(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Extension(correlation): Extension<CorrelationId>,
+    request: CommandRequest,
     path: Result<Path<String>, PathRejection>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     body: JsonBody<AddressRequest>,
 ) -> Answer {
     let id = order_id(path)?;
-    let ctx = command_context(actor, &headers, &method, &uri, &body.raw, &correlation)?;
+    let ctx = request.context(&body.raw)?;
     let address = body.value()?.try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
@@ -191,16 +175,12 @@ pub(super) async fn change_delivery_address(
 
 pub(super) async fn pay(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Extension(correlation): Extension<CorrelationId>,
+    request: CommandRequest,
     path: Result<Path<String>, PathRejection>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     body: JsonBody<PaymentRequest>,
 ) -> Answer {
     let id = order_id(path)?;
-    let ctx = command_context(actor, &headers, &method, &uri, &body.raw, &correlation)?;
+    let ctx = request.context(&body.raw)?;
     let (payment_id, amount, payment_method) = body.value()?.try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
@@ -213,16 +193,12 @@ pub(super) async fn pay(
 
 pub(super) async fn ship(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Extension(correlation): Extension<CorrelationId>,
+    request: CommandRequest,
     path: Result<Path<String>, PathRejection>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     body: JsonBody<ShipmentRequest>,
 ) -> Answer {
     let id = order_id(path)?;
-    let ctx = command_context(actor, &headers, &method, &uri, &body.raw, &correlation)?;
+    let ctx = request.context(&body.raw)?;
     let (tracking, carrier) = body.value()?.try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
@@ -232,16 +208,12 @@ pub(super) async fn ship(
 
 pub(super) async fn cancel(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Extension(correlation): Extension<CorrelationId>,
+    request: CommandRequest,
     path: Result<Path<String>, PathRejection>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     body: JsonBody<CancellationRequest>,
 ) -> Answer {
     let id = order_id(path)?;
-    let ctx = command_context(actor, &headers, &method, &uri, &body.raw, &correlation)?;
+    let ctx = request.context(&body.raw)?;
     let reason = body.value()?.try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
