@@ -14,6 +14,11 @@
 #   RELAY_ADMIN_PORT  outbox-relay admin port  (default 9464)
 #   ORDERS_TOPIC      topic for order events   (default orders.events)
 #   RUST_LOG          log filter for service and relay (default info)
+#   JWT_SECRET        HS256 secret of the bearer tokens (default: a random one,
+#                     made once and kept in .local/jwt-secret)
+#
+# Authentication is on, as in production: the script mints development tokens
+# with `order-service token` and prints ready-to-run curl commands that use them.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -51,13 +56,27 @@ create_topic "$KAFKA_PORT" "$ORDERS_TOPIC" 3
 log "building order-service and outbox-relay (release)"
 cargo build --release --bin order-service --bin outbox-relay
 
+# --- development tokens ---------------------------------------------------------
+SECRET_FILE="$REPO_ROOT/.local/jwt-secret"
+if [[ -z "${JWT_SECRET:-}" ]]; then
+    if [[ ! -s "$SECRET_FILE" ]]; then
+        (umask 077 && head -c 48 /dev/urandom | base64 | tr -d '\n/+=' >"$SECRET_FILE")
+    fi
+    JWT_SECRET="$(cat "$SECRET_FILE")"
+fi
+export JWT_SECRET
+unset AUTH_MODE
+CUSTOMER_TOKEN="$(target/release/order-service token --sub alice --role customer --customer-id c-1 --ttl-seconds 86400)"
+OPERATOR_TOKEN="$(target/release/order-service token --sub olga --role operator --ttl-seconds 86400)"
+printf '%s\n' "$CUSTOMER_TOKEN" >"$REPO_ROOT/.local/customer.token"
+printf '%s\n' "$OPERATOR_TOKEN" >"$REPO_ROOT/.local/operator.token"
+
 # --- start the two binaries -----------------------------------------------------
 export RUST_LOG="${RUST_LOG:-info}"
 
 log "starting order-service on 127.0.0.1:${HTTP_PORT} (log: .local/logs/order-service.log)"
 env DATABASE_URL="$DATABASE_URL" \
     HTTP_ADDR="127.0.0.1:${HTTP_PORT}" \
-    AUTH_MODE=none \
     target/release/order-service >"$LOG_DIR/order-service.log" 2>&1 </dev/null &
 SERVICE_PID=$!
 track_pid "$SERVICE_PID"
@@ -106,13 +125,21 @@ cat <<EOF
    PostgreSQL      ${DATABASE_URL}
    logs            ${LOG_DIR}/
 
- Create an order:
+ Every request needs a bearer token. Two development tokens (valid 24 h) are in
+ .local/: customer.token (user alice, customer c-1) and operator.token (user olga).
+ Mint others with: target/release/order-service token --help
 
-   curl -sS -X POST http://127.0.0.1:${HTTP_PORT}/orders -H 'Content-Type: application/json' -H 'X-User-Id: alice' -d '{"customer":{"customerId":"c-1","name":"Alice","phone":"+84 900 000 000","address":{"line1":"1 Le Loi","city":"Ho Chi Minh City","country":"VN"}},"currency":"VND","items":[{"productId":"sku-1","quantity":2,"unitPrice":150000}],"discountCodes":["WELCOME10"]}'
+ Create an order as customer c-1:
+
+   curl -sS -X POST http://127.0.0.1:${HTTP_PORT}/orders -H "Authorization: Bearer ${CUSTOMER_TOKEN}" -H 'Content-Type: application/json' -d '{"customer":{"customerId":"c-1","name":"Alice","phone":"+84 900 000 000","address":{"line1":"1 Le Loi","city":"Ho Chi Minh City","country":"VN"}},"currency":"VND","items":[{"productId":"sku-1","quantity":2,"unitPrice":150000}],"discountCodes":["WELCOME10"]}'
 
  Then fetch it with the id from the answer:
 
-   curl -sS http://127.0.0.1:${HTTP_PORT}/orders/<id> -H 'X-User-Id: alice'
+   curl -sS http://127.0.0.1:${HTTP_PORT}/orders/<id> -H "Authorization: Bearer ${CUSTOMER_TOKEN}"
+
+ Only an operator ships (the token is in .local/operator.token):
+
+   curl -sS -X POST http://127.0.0.1:${HTTP_PORT}/orders/<id>/shipment -H "Authorization: Bearer \$(cat .local/operator.token)" -H 'Content-Type: application/json' -d '{"trackingNumber":"TRK-1","carrier":"VNPost"}'
 
  Press Ctrl-C to stop everything.
 =====================================================================
