@@ -262,6 +262,7 @@ pub fn build_router(pool: PgPool, settings: &ServiceSettings) -> anyhow::Result<
         pool,
         metrics: Arc::new(HttpMetrics::new()?),
         body_limit: settings.body_limit,
+        bearer_auth: false,
     };
     Ok(router(state, settings.limits))
 }
