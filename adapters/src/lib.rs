@@ -10,7 +10,7 @@
 //!   HTTP and gRPC.
 //! - [`postgres`]: pool, migrations, [`postgres::PgEventStore`] (events, snapshots) and its
 //!   unit of work, [`postgres::PgReadModel`] and the read model's rebuild.
-//! - [`http`]: router, request parsing, problem+json errors, handlers.
+//! - [`http`]: router, request parsing, problem+json errors, handlers, the OpenAPI document.
 //! - [`kafka`]: [`kafka::KafkaPublisher`] and the message format (key, value, CloudEvents headers).
 //! - [`projector`]: the Kafka consumer that feeds the read model's projector.
 //! - [`service`]: configuration and `run` for the `order-service` binary.

@@ -149,10 +149,19 @@ async fn every_route_but_the_open_ones_answers_401_without_a_token(pool: PgPool)
         "unauthenticated",
     )
     .await;
-    for open in ["/healthz", "/readyz", "/metrics"] {
+    for open in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
         let reply = api.send(Call::get(open)).await;
         assert_eq!(reply.status, StatusCode::OK, "{open}: {}", reply.text());
     }
+    // The served document declares the bearer scheme once authentication is on.
+    let document = api.send(Call::get("/openapi.json")).await.json;
+    let schemes = &document["components"]["securitySchemes"];
+    assert!(
+        schemes
+            .as_object()
+            .is_some_and(|s| s.values().any(|scheme| scheme["scheme"] == "bearer")),
+        "{schemes}"
+    );
 }
 
 #[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]

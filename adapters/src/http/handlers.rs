@@ -20,6 +20,11 @@ use super::dto::{
     OrderResponse, PaymentRequest, ShipmentRequest, SummaryPageResponse, SummaryResponse,
 };
 use super::extract::{correlation_id, CommandRequest, JsonBody};
+use super::openapi::{
+    Acknowledged, CommandHeaders, CommandProblems, CorrelationHeader, CreateHeaders,
+    CreateProblems, Created, Healthy, HistoryFound, LinePath, ListProblems, MetricsText,
+    OpenProblems, OrderFound, OrderPath, OrderQueryProblems, PageFound, RemoveItemProblems,
+};
 use super::problem::ApiError;
 use super::{AppState, HttpLimits};
 
@@ -112,6 +117,15 @@ fn ack(status: StatusCode, outcome: CommandOutcome) -> Response {
     response
 }
 
+/// Place an order (`OrderCreated`).
+#[utoipa::path(
+    post,
+    path = "/orders",
+    tag = "commands",
+    params(CreateHeaders),
+    request_body = CreateOrderRequest,
+    responses(Created, CreateProblems)
+)]
 pub(super) async fn create_order(
     State(state): State<AppState>,
     request: CommandRequest,
@@ -123,6 +137,15 @@ pub(super) async fn create_order(
     Ok(ack(StatusCode::CREATED, outcome))
 }
 
+/// Add an item (`ItemAdded`): a product already ordered at the same price adds to its line.
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/items",
+    tag = "commands",
+    params(OrderPath, CommandHeaders),
+    request_body = ItemRequest,
+    responses(Acknowledged, CommandProblems)
+)]
 pub(super) async fn add_item(
     State(state): State<AppState>,
     request: CommandRequest,
@@ -138,6 +161,14 @@ pub(super) async fn add_item(
     ))
 }
 
+/// Remove a product's whole line (`ItemRemoved`); the last line cannot be removed.
+#[utoipa::path(
+    delete,
+    path = "/orders/{id}/items/{productId}",
+    tag = "commands",
+    params(LinePath, CommandHeaders),
+    responses(Acknowledged, RemoveItemProblems)
+)]
 pub(super) async fn remove_item(
     State(state): State<AppState>,
     request: CommandRequest,
@@ -155,6 +186,15 @@ pub(super) async fn remove_item(
     ))
 }
 
+/// Replace the delivery address (`DeliveryAddressChanged`), while created or paid.
+#[utoipa::path(
+    put,
+    path = "/orders/{id}/delivery-address",
+    tag = "commands",
+    params(OrderPath, CommandHeaders),
+    request_body = AddressRequest,
+    responses(Acknowledged, CommandProblems)
+)]
 pub(super) async fn change_delivery_address(
     State(state): State<AppState>,
     request: CommandRequest,
@@ -173,6 +213,15 @@ pub(super) async fn change_delivery_address(
     ))
 }
 
+/// Record a payment covering the total (`PaymentProcessed`).
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/payment",
+    tag = "commands",
+    params(OrderPath, CommandHeaders),
+    request_body = PaymentRequest,
+    responses(Acknowledged, CommandProblems)
+)]
 pub(super) async fn pay(
     State(state): State<AppState>,
     request: CommandRequest,
@@ -191,6 +240,15 @@ pub(super) async fn pay(
     ))
 }
 
+/// Ship a paid order (`OrderShipped`).
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/shipment",
+    tag = "commands",
+    params(OrderPath, CommandHeaders),
+    request_body = ShipmentRequest,
+    responses(Acknowledged, CommandProblems)
+)]
 pub(super) async fn ship(
     State(state): State<AppState>,
     request: CommandRequest,
@@ -206,6 +264,15 @@ pub(super) async fn ship(
     ))
 }
 
+/// Cancel a created or paid order (`OrderCancelled`, with the refund amount).
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/cancellation",
+    tag = "commands",
+    params(OrderPath, CommandHeaders),
+    request_body = CancellationRequest,
+    responses(Acknowledged, CommandProblems)
+)]
 pub(super) async fn cancel(
     State(state): State<AppState>,
     request: CommandRequest,
@@ -221,12 +288,23 @@ pub(super) async fn cancel(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub(super) struct GetOrderParams {
+    /// The order as it was at this instant (RFC 3339); 404 if it did not exist yet.
+    #[param(format = DateTime, nullable = false)]
     as_of: Option<String>,
 }
 
+/// Read an order, strongly consistent (from its event stream), or as it was at `asOf`.
+#[utoipa::path(
+    get,
+    path = "/orders/{id}",
+    tag = "queries",
+    params(OrderPath, GetOrderParams, CorrelationHeader),
+    responses(OrderFound, OrderQueryProblems)
+)]
 pub(super) async fn get_order(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -253,12 +331,21 @@ pub(super) async fn get_order(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListParams {
+    /// Only this customer's orders.
+    #[param(min_length = 1, max_length = 200, nullable = false)]
     customer_id: Option<String>,
+    /// Only orders in this state.
+    #[param(value_type = Option<super::openapi::OrderStatus>, nullable = false)]
     status: Option<String>,
+    /// The page size.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20, nullable = false)]
     limit: Option<String>,
+    /// `nextCursor` of the previous page.
+    #[param(nullable = false)]
     cursor: Option<String>,
 }
 
@@ -266,6 +353,14 @@ pub(super) struct ListParams {
 const MAX_PAGE: u32 = 100;
 const DEFAULT_PAGE: u32 = 20;
 
+/// List orders from the read model (eventually consistent), newest first.
+#[utoipa::path(
+    get,
+    path = "/orders",
+    tag = "queries",
+    params(ListParams, CorrelationHeader),
+    responses(PageFound, ListProblems)
+)]
 pub(super) async fn list_orders(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -365,6 +460,14 @@ mod cursor {
     }
 }
 
+/// The order's audit trail: every event in version order, each as its envelope.
+#[utoipa::path(
+    get,
+    path = "/orders/{id}/history",
+    tag = "queries",
+    params(OrderPath, CorrelationHeader),
+    responses(HistoryFound, OrderQueryProblems)
+)]
 pub(super) async fn get_history(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -379,10 +482,26 @@ pub(super) async fn get_history(
     Ok(Json(serde_json::json!({ "orderId": id, "events": events })).into_response())
 }
 
+/// Alive.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    params(CorrelationHeader),
+    responses(Healthy, OpenProblems)
+)]
 pub(super) async fn healthz() -> Response {
     Json(serde_json::json!({ "status": "ok" })).into_response()
 }
 
+/// Ready: the database is reachable (503 when it is not).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    params(CorrelationHeader),
+    responses(Healthy, OpenProblems)
+)]
 pub(super) async fn readyz(State(state): State<AppState>) -> Answer {
     let ping = tokio::time::timeout(
         std::time::Duration::from_secs(2),
@@ -395,6 +514,14 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Answer {
     }
 }
 
+/// Prometheus metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    params(CorrelationHeader),
+    responses(MetricsText, OpenProblems)
+)]
 pub(super) async fn metrics_text(State(state): State<AppState>) -> Response {
     match state.summaries.lag().await {
         Ok(lag) => state.metrics.set_read_model_lag(lag),

@@ -7,25 +7,27 @@
 //! - `dto`: request bodies (converted with `try_into_domain`) and response bodies.
 //! - `problem`: [`ApiError`], the problem+json answer of every error.
 //! - `metrics`: request counters and latencies for `/metrics`.
+//! - `openapi`: the route table and the OpenAPI 3.1 document served at `/openapi.json`.
 
 mod auth;
 mod dto;
 mod extract;
 mod handlers;
 mod metrics;
+mod openapi;
 mod problem;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use application::{OrderCommands, OrderQueries, SummaryQueries};
-use axum::routing::{delete, get, post, put};
-use axum::Router;
+use axum::{Extension, Router};
 use sqlx::PgPool;
 
 use crate::auth::Authenticator;
 
 pub use metrics::HttpMetrics;
+pub use openapi::document;
 pub use problem::{ApiError, FieldError};
 
 /// What every handler shares.
@@ -53,22 +55,11 @@ pub struct HttpLimits {
 /// The router with every route of API.md.
 pub fn router(state: AppState, limits: HttpLimits) -> Router {
     use handlers::*;
-    Router::new()
-        .route("/orders", post(create_order).get(list_orders))
-        .route("/orders/{id}", get(get_order))
-        .route("/orders/{id}/history", get(get_history))
-        .route("/orders/{id}/items", post(add_item))
-        .route("/orders/{id}/items/{product_id}", delete(remove_item))
-        .route(
-            "/orders/{id}/delivery-address",
-            put(change_delivery_address),
-        )
-        .route("/orders/{id}/payment", post(pay))
-        .route("/orders/{id}/shipment", post(ship))
-        .route("/orders/{id}/cancellation", post(cancel))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+    // The routes come only from `openapi::routes`, each with its documentation: never
+    // add one here with `Router::route`, it would be served undocumented.
+    let (routes, document) = openapi::routes().split_for_parts();
+    let document = openapi::with_security(document, state.auth.is_required());
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -84,5 +75,6 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
             handlers::GuardState::from(limits),
             handlers::guard,
         ))
+        .layer(Extension(openapi::DocumentJson::new(&document)))
         .with_state(state)
 }
