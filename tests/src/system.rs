@@ -59,8 +59,14 @@ pub struct System {
 }
 
 impl System {
-    /// Creates a database and a topic, and starts the service and `relays` relays.
+    /// Creates a database and a topic, and starts the service (authentication off)
+    /// and `relays` relays.
     pub async fn start(relays: usize) -> System {
+        Self::start_with(relays, &ServiceSettings::default()).await
+    }
+
+    /// As [`System::start`], with the service built from `settings`.
+    pub async fn start_with(relays: usize, settings: &ServiceSettings) -> System {
         let database = format!("e2e_{}", Uuid::now_v7().simple());
         let mut admin = PgConnection::connect(&admin_database_url())
             .await
@@ -81,7 +87,7 @@ impl System {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
 
-        let router = build_router(pool.clone(), &ServiceSettings::default()).expect("router");
+        let router = build_router(pool.clone(), settings).expect("router");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

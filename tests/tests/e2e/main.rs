@@ -306,6 +306,76 @@ async fn messages_carry_the_envelope_and_the_cloudevents_headers() {
     system.stop().await;
 }
 
+/// With authentication on, the user recorded in the events (and so on Kafka) is the
+/// token's `sub`, whatever `X-User-Id` says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_tokens_subject_is_the_user_in_the_kafka_metadata() {
+    use adapters::auth::{expiry_in, Authenticator, Claims};
+    let auth = Authenticator::jwt(b"an-e2e-secret-that-is-at-least-32-bytes").expect("a secret");
+    let token = |sub: &str, role: &str, customer: Option<&str>| {
+        auth.mint(&Claims {
+            sub: sub.to_owned(),
+            exp: expiry_in(Duration::from_secs(600)),
+            iat: None,
+            roles: vec![role.to_owned()],
+            customer_id: customer.map(str::to_owned),
+        })
+        .expect("a token")
+    };
+    let customer = format!("Bearer {}", token("alice", "customer", Some("c-jwt")));
+    let operator = format!("Bearer {}", token("olga", "operator", None));
+    let settings = adapters::service::ServiceSettings {
+        auth: auth.clone(),
+        ..Default::default()
+    };
+    let system = System::start_with(1, &settings).await;
+
+    let (status, body) = system
+        .send(
+            Method::POST,
+            "/orders",
+            Some(new_order("c-jwt")),
+            &[("Authorization", &customer), ("X-User-Id", "mallory")],
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["orderId"].as_str().expect("orderId").to_owned();
+    let (status, body) = system
+        .send(
+            Method::POST,
+            &format!("/orders/{id}/payment"),
+            Some(json!({"paymentId": "p-1", "amount": 270000, "method": "card"})),
+            &[("Authorization", &operator), ("X-User-Id", "mallory")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = system
+        .send(Method::POST, "/orders", Some(new_order("c-jwt")), &[])
+        .await;
+    assert_eq!(status, 401, "no token, no order");
+
+    let committed = system.committed_events().await;
+    assert_eq!(committed.len(), 2);
+    let received = system
+        .consume(Duration::from_secs(30), all_seen(&committed))
+        .await;
+    check_delivery(&committed, &received);
+    let users: Vec<(&str, &str)> = received
+        .iter()
+        .map(|m| {
+            (
+                m.value["eventType"].as_str().unwrap_or_default(),
+                m.value["metadata"]["userId"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        users,
+        [("OrderCreated", "alice"), ("PaymentProcessed", "olga")]
+    );
+    system.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn several_relays_share_one_outbox_without_breaking_per_order_order() {
     let system = System::start(3).await;
