@@ -132,13 +132,7 @@ fn protected_calls(id: &str) -> Vec<Call> {
 #[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
 async fn every_route_but_the_open_ones_answers_401_without_a_token(pool: PgPool) {
     let api = jwt_api(pool);
-    let id = api
-        .ok(Call::post("/orders", &order_body()).bearer(&operator()))
-        .await
-        .json["orderId"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let id = api.place_as(&operator(), &order_body()).await;
     for call in protected_calls(&id) {
         assert_unauthenticated(&api, call, "unauthenticated").await;
     }
@@ -336,13 +330,7 @@ async fn a_customer_creates_orders_only_for_its_own_customer_id(pool: PgPool) {
 #[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
 async fn another_customers_order_is_indistinguishable_from_a_missing_one(pool: PgPool) {
     let api = jwt_api(pool);
-    let alices = api
-        .ok(Call::post("/orders", &order_body()).bearer(&alice()))
-        .await
-        .json["orderId"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let alices = api.place_as(&alice(), &order_body()).await;
     let missing = Uuid::now_v7().to_string();
 
     let mut probes: Vec<(Call, Call)> = vec![
@@ -395,14 +383,7 @@ async fn another_customers_order_is_indistinguishable_from_a_missing_one(pool: P
 #[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
 async fn a_customer_changes_pays_and_cancels_its_own_orders_but_may_not_ship(pool: PgPool) {
     let api = jwt_api(pool);
-    let place = || async {
-        api.ok(Call::post("/orders", &order_body()).bearer(&alice()))
-            .await
-            .json["orderId"]
-            .as_str()
-            .expect("an id")
-            .to_owned()
-    };
+    let place = || async { api.place_as(&alice(), &order_body()).await };
     let id = place().await;
     api.ok(Call::post(format!("/orders/{id}/items"), &item("sku-9", 1, 10)).bearer(&alice()))
         .await;
@@ -446,13 +427,7 @@ async fn a_customer_changes_pays_and_cancels_its_own_orders_but_may_not_ship(poo
 #[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
 async fn operators_and_admins_may_do_everything_to_every_order(pool: PgPool) {
     let api = jwt_api(pool);
-    let id = api
-        .ok(Call::post("/orders", &order_body()).bearer(&alice()))
-        .await
-        .json["orderId"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let id = api.place_as(&alice(), &order_body()).await;
     for staff in [operator(), token("ada", &["admin"], None)] {
         api.ok(Call::get(format!("/orders/{id}")).bearer(&staff))
             .await;
@@ -486,13 +461,7 @@ async fn a_user_without_a_role_may_do_nothing(pool: PgPool) {
     let api = jwt_api(pool);
     let nobody = token("nobody", &[], None);
     let unknown_role = token("nobody", &["superuser"], None);
-    let id = api
-        .ok(Call::post("/orders", &order_body()).bearer(&alice()))
-        .await
-        .json["orderId"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let id = api.place_as(&alice(), &order_body()).await;
     for who in [&nobody, &unknown_role] {
         api.assert_rejected_without_writes(
             Call::post("/orders", &order_body()).bearer(who),

@@ -29,6 +29,10 @@ use sqlx::PgPool;
 use tower::ServiceExt;
 use uuid::Uuid;
 
+mod support;
+
+use support::{item, order_body, payment};
+
 // ---------------------------------------------------------------------------------------
 // The contract
 // ---------------------------------------------------------------------------------------
@@ -483,35 +487,6 @@ impl Checked {
 // ---------------------------------------------------------------------------------------
 // Bodies
 // ---------------------------------------------------------------------------------------
-
-fn address() -> Value {
-    json!({"line1": "1 Lê Lợi", "city": "Hồ Chí Minh", "postalCode": "700000", "country": "VN"})
-}
-
-fn order_body() -> Value {
-    json!({
-        "customer": {
-            "customerId": "cust-1",
-            "name": "Nguyễn Văn A",
-            "phone": "+84 90 123 4567",
-            "address": address(),
-        },
-        "currency": "VND",
-        "items": [
-            {"productId": "sku-1", "quantity": 2, "unitPrice": 100_000},
-            {"productId": "sku-2", "quantity": 1, "unitPrice": 50_000},
-        ],
-        "discountCodes": ["WELCOME10"],
-    })
-}
-
-fn item(product: &str, quantity: u64, unit_price: u64) -> Value {
-    json!({"productId": product, "quantity": quantity, "unitPrice": unit_price})
-}
-
-fn payment(amount: u64) -> Value {
-    json!({"paymentId": "pay-1", "amount": amount, "method": "bank_transfer"})
-}
 
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)

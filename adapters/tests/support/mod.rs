@@ -278,6 +278,16 @@ impl Api {
             .to_owned()
     }
 
+    /// Places `body` with the bearer `token` and returns the new order's id.
+    pub async fn place_as(&self, token: &str, body: &Value) -> String {
+        let reply = self.send(Call::post("/orders", body).bearer(token)).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+        reply.json["orderId"]
+            .as_str()
+            .expect("orderId is a string")
+            .to_owned()
+    }
+
     /// Places the standard order (see [`order_body`]).
     pub async fn place(&self) -> String {
         self.place_with(&order_body()).await
