@@ -95,6 +95,10 @@ impl Authenticator {
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = LEEWAY.as_secs();
         validation.validate_exp = true;
+        // A token that says it is not valid yet is refused too.
+        validation.validate_nbf = true;
+        // API.md names no audience: an `aud` claim is neither required nor checked.
+        validation.validate_aud = false;
         Ok(Self::Jwt(Box::new(JwtKeys {
             decoding: DecodingKey::from_secret(secret),
             encoding: EncodingKey::from_secret(secret),
@@ -163,6 +167,7 @@ impl JwtKeys {
                 AuthError::Invalid(
                     match error.kind() {
                         ErrorKind::ExpiredSignature => "the token has expired",
+                        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
                         ErrorKind::InvalidSignature => "the signature does not match",
                         ErrorKind::InvalidAlgorithm => "the token is not signed with HS256",
                         ErrorKind::MissingRequiredClaim(_) => {

@@ -218,6 +218,13 @@ async fn every_invalid_token_answers_401_with_a_bearer_challenge(pool: PgPool) {
             ),
         ),
         (
+            "not valid for another hour (nbf)",
+            format!(
+                "Bearer {}",
+                sign(&with("nbf", json!(now + 3600)), Algorithm::HS256, SECRET)
+            ),
+        ),
+        (
             "without exp",
             format!("Bearer {}", sign(&without("exp"), Algorithm::HS256, SECRET)),
         ),
@@ -275,6 +282,14 @@ async fn every_invalid_token_answers_401_with_a_bearer_challenge(pool: PgPool) {
         .send(
             Call::post("/orders", &order_body()).header("authorization", &format!("Bearer {good}")),
         )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    // Claims API.md does not name (an audience, an issuer) do not get in the way.
+    let mut extras = with("aud", json!("orders"));
+    extras["iss"] = json!("https://issuer.example");
+    let with_extras = sign(&extras, Algorithm::HS256, SECRET);
+    let reply = api
+        .send(Call::post("/orders", &order_body()).bearer(&with_extras))
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
 }
