@@ -28,6 +28,11 @@ use crate::auth::Authenticator;
 pub use metrics::HttpMetrics;
 pub use problem::{ApiError, FieldError};
 
+// Shared with the gRPC API, so that both accept and refuse the same requests.
+pub(crate) use dto::from_grpc;
+pub(crate) use extract::{fingerprint, is_traceparent, visible_ascii};
+pub(crate) use handlers::cursor;
+
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
