@@ -221,7 +221,9 @@ impl Server {
     }
 
     async fn send(&self, call: impl Into<Call>) -> Result<Answer, Status> {
-        send(&self.client, &call.into()).await.map(|(answer, _)| answer)
+        send(&self.client, &call.into())
+            .await
+            .map(|(answer, _)| answer)
     }
 
     /// Sends `call` and expects it to succeed.
@@ -461,7 +463,12 @@ fn commands_on(id: &str) -> Vec<Rpc> {
 }
 
 fn token(roles: &[&str], customer_id: Option<&str>) -> String {
-    token_for("user-1", roles, customer_id, expiry_in(Duration::from_secs(600)))
+    token_for(
+        "user-1",
+        roles,
+        customer_id,
+        expiry_in(Duration::from_secs(600)),
+    )
 }
 
 fn token_for(sub: &str, roles: &[&str], customer_id: Option<&str>, exp: u64) -> String {
@@ -507,7 +514,11 @@ async fn every_command_answers_its_acknowledgment_with_the_new_version(pool: PgP
     for (step, version) in steps.into_iter().zip(2..) {
         let name = step.name();
         let ack = server.ack(step).await;
-        assert_eq!((ack.order_id.as_str(), ack.version), (id.as_str(), version), "{name}");
+        assert_eq!(
+            (ack.order_id.as_str(), ack.version),
+            (id.as_str(), version),
+            "{name}"
+        );
     }
     let other = server.place().await;
     assert_eq!(server.ack(cancel(&other)).await.version, 2);
@@ -515,11 +526,17 @@ async fn every_command_answers_its_acknowledgment_with_the_new_version(pool: PgP
     let shipped = server.order(&id).await;
     assert_eq!(shipped.version, 6);
     assert_eq!(shipped.status(), proto::OrderStatus::Shipped);
-    assert_eq!((shipped.subtotal, shipped.discount, shipped.total), (250_000, 25_000, TOTAL));
+    assert_eq!(
+        (shipped.subtotal, shipped.discount, shipped.total),
+        (250_000, 25_000, TOTAL)
+    );
     assert_eq!(shipped.delivery_address, Some(new_address()));
     assert_eq!(shipped.customer.and_then(|c| c.address), Some(address()));
     let payment = shipped.payment.expect("paid");
-    assert_eq!((payment.amount, payment.method()), (TOTAL, proto::PaymentMethod::BankTransfer));
+    assert_eq!(
+        (payment.amount, payment.method()),
+        (TOTAL, proto::PaymentMethod::BankTransfer)
+    );
     assert_eq!(shipped.shipment.map(|s| s.carrier), some("VNPost"));
     let cancelled = server.order(&other).await;
     assert_eq!(cancelled.status(), proto::OrderStatus::Cancelled);
@@ -598,16 +615,23 @@ async fn the_queries_answer_the_order_its_history_as_of_an_instant_and_the_list(
     let summary = &page.items[0];
     assert_eq!(summary.order_id, id);
     assert_eq!(summary.status(), proto::OrderStatus::Paid);
-    assert_eq!((summary.total, summary.item_count, summary.version), (TOTAL, 2, 2));
+    assert_eq!(
+        (summary.total, summary.item_count, summary.version),
+        (TOTAL, 2, 2)
+    );
     assert_eq!(page.next_cursor, None);
     let mut malformed = proto::ListOrdersRequest {
         limit: Some(0),
         ..Default::default()
     };
-    server.assert_invalid(Rpc::List(malformed.clone()), "limit").await;
+    server
+        .assert_invalid(Rpc::List(malformed.clone()), "limit")
+        .await;
     malformed.limit = None;
     malformed.status = 99;
-    server.assert_invalid(Rpc::List(malformed.clone()), "status").await;
+    server
+        .assert_invalid(Rpc::List(malformed.clone()), "status")
+        .await;
     malformed.status = 0;
     malformed.cursor = some("zz");
     server.assert_invalid(Rpc::List(malformed), "cursor").await;
@@ -625,7 +649,9 @@ async fn the_correlation_id_is_echoed_and_recorded_and_a_malformed_one_is_invali
         .meta("x-user-id", "dev-user");
     let (answer, metadata) = send(&server.client, &call).await.expect("created");
     assert_eq!(
-        metadata.get("x-correlation-id").and_then(|v| v.to_str().ok()),
+        metadata
+            .get("x-correlation-id")
+            .and_then(|v| v.to_str().ok()),
         Some("txn-42")
     );
     let id = answer.ack().order_id;
@@ -634,7 +660,9 @@ async fn the_correlation_id_is_echoed_and_recorded_and_a_malformed_one_is_invali
     assert_eq!(metadata.correlation_id, "txn-42");
     assert_eq!(metadata.user_id.as_deref(), Some("dev-user"));
 
-    let (_, generated) = send(&server.client, &Call::from(get(&id))).await.expect("read");
+    let (_, generated) = send(&server.client, &Call::from(get(&id)))
+        .await
+        .expect("read");
     assert!(generated.get("x-correlation-id").is_some());
 
     let status = server
@@ -678,9 +706,17 @@ async fn invalid_input_is_invalid_argument_naming_each_field_as_http_does(pool: 
         .await;
     assert_eq!(
         violations(&status),
-        ["customer.name", "customer.address.city", "items[1].quantity"]
+        [
+            "customer.name",
+            "customer.address.city",
+            "items[1].quantity"
+        ]
     );
-    assert!(status.message().contains("customer.address.city"), "{}", status.message());
+    assert!(
+        status.message().contains("customer.address.city"),
+        "{}",
+        status.message()
+    );
 
     // Out of range, malformed, control characters, unknown codes.
     let mut create = order();
@@ -688,13 +724,19 @@ async fn invalid_input_is_invalid_argument_naming_each_field_as_http_does(pool: 
     server.assert_invalid(Rpc::Create(create), "currency").await;
     let mut create = order();
     create.items[0].unit_price = Some(1_000_000_000_000_001);
-    server.assert_invalid(Rpc::Create(create), "items[0].unitPrice").await;
+    server
+        .assert_invalid(Rpc::Create(create), "items[0].unitPrice")
+        .await;
     let mut create = order();
     create.customer.as_mut().unwrap().name = some("bad\u{7}name");
-    server.assert_invalid(Rpc::Create(create), "customer.name").await;
+    server
+        .assert_invalid(Rpc::Create(create), "customer.name")
+        .await;
     let mut create = order();
     create.discount_codes = vec!["NOPE".to_owned()];
-    server.assert_invalid(Rpc::Create(create), "discountCodes").await;
+    server
+        .assert_invalid(Rpc::Create(create), "discountCodes")
+        .await;
     let mut create = order();
     create.items.push(line("sku-1", 1, 100_000));
     server.assert_invalid(Rpc::Create(create), "items").await;
@@ -706,12 +748,16 @@ async fn invalid_input_is_invalid_argument_naming_each_field_as_http_does(pool: 
     server
         .assert_invalid(add_item("not-a-uuid", "sku-9", 1, 1), "order_id")
         .await;
-    server.assert_invalid(remove_item(&id, ""), "product_id").await;
+    server
+        .assert_invalid(remove_item(&id, ""), "product_id")
+        .await;
     let Rpc::Pay(mut payment) = pay(&id, TOTAL) else {
         unreachable!()
     };
     payment.method = 0;
-    server.assert_invalid(Rpc::Pay(payment.clone()), "method").await;
+    server
+        .assert_invalid(Rpc::Pay(payment.clone()), "method")
+        .await;
     payment.method = 42;
     server.assert_invalid(Rpc::Pay(payment), "method").await;
     let mut address = proto::ChangeDeliveryAddressRequest {
@@ -727,17 +773,23 @@ async fn invalid_input_is_invalid_argument_naming_each_field_as_http_does(pool: 
         country: some("Vietnam"),
         ..new_address()
     });
-    server.assert_invalid(Rpc::ChangeAddress(address), "country").await;
+    server
+        .assert_invalid(Rpc::ChangeAddress(address), "country")
+        .await;
     let Rpc::Ship(mut shipment) = ship(&id) else {
         unreachable!()
     };
     shipment.tracking_number = Some("x".repeat(65));
-    server.assert_invalid(Rpc::Ship(shipment), "trackingNumber").await;
+    server
+        .assert_invalid(Rpc::Ship(shipment), "trackingNumber")
+        .await;
     let Rpc::Cancel(mut cancellation) = cancel(&id) else {
         unreachable!()
     };
     cancellation.reason = None;
-    server.assert_invalid(Rpc::Cancel(cancellation), "reason").await;
+    server
+        .assert_invalid(Rpc::Cancel(cancellation), "reason")
+        .await;
 
     // Rules on the order's content (HTTP's 422 after the state).
     server.assert_invalid(pay(&id, TOTAL - 1), "amount").await;
@@ -777,7 +829,11 @@ async fn a_command_the_state_does_not_allow_is_failed_precondition(pool: PgPool)
         .assert_rejected_without_writes(ship(&id), Code::FailedPrecondition)
         .await;
     server.ack(pay(&id, TOTAL)).await;
-    for rpc in [add_item(&id, "sku-9", 1, 1), remove_item(&id, "sku-1"), pay(&id, TOTAL)] {
+    for rpc in [
+        add_item(&id, "sku-9", 1, 1),
+        remove_item(&id, "sku-1"),
+        pay(&id, TOTAL),
+    ] {
         server
             .assert_rejected_without_writes(rpc, Code::FailedPrecondition)
             .await;
@@ -801,12 +857,21 @@ async fn an_expected_version_mismatch_is_aborted_and_writes_nothing_while_a_matc
             let status = server
                 .assert_rejected_without_writes(expecting(rpc.clone(), stale), Code::Aborted)
                 .await;
-            assert!(status.message().contains("expected_version"), "{}", status.message());
+            assert!(
+                status.message().contains("expected_version"),
+                "{}",
+                status.message()
+            );
         }
     }
-    let ack = server.ack(expecting(add_item(&id, "sku-9", 1, 10), 1)).await;
+    let ack = server
+        .ack(expecting(add_item(&id, "sku-9", 1, 10), 1))
+        .await;
     assert_eq!(ack.version, 2);
-    assert_eq!(server.ack(expecting(pay(&id, TOTAL + 10), 2)).await.version, 3);
+    assert_eq!(
+        server.ack(expecting(pay(&id, TOTAL + 10), 2)).await.version,
+        3
+    );
 }
 
 #[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
@@ -834,7 +899,10 @@ async fn a_concurrency_conflict_that_retries_do_not_resolve_is_aborted(pool: PgP
     }
     assert!(won >= 1 && aborted >= 1, "won {won}, aborted {aborted}");
     assert_eq!(server.order(&id).await.version, 1 + won);
-    assert_eq!(counts(&server.pool).await.0, 1 + i64::try_from(won).unwrap());
+    assert_eq!(
+        counts(&server.pool).await.0,
+        1 + i64::try_from(won).unwrap()
+    );
 }
 
 #[tokio::test]
@@ -857,8 +925,15 @@ async fn an_unreachable_database_is_unavailable() {
     ] {
         let description = call.describe();
         let status = server.send(call).await.expect_err(&description);
-        assert_eq!(status.code(), Code::Unavailable, "{description}: {status:?}");
-        assert!(!status.message().contains("127.0.0.1"), "nothing internal: {status:?}");
+        assert_eq!(
+            status.code(),
+            Code::Unavailable,
+            "{description}: {status:?}"
+        );
+        assert!(
+            !status.message().contains("127.0.0.1"),
+            "nothing internal: {status:?}"
+        );
     }
 }
 
@@ -890,7 +965,10 @@ async fn overload_is_resource_exhausted_at_once_and_a_slow_request_unavailable()
     let started = std::time::Instant::now();
     let status = server.send(get(&id)).await.expect_err("overloaded");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert!(started.elapsed() < Duration::from_millis(300), "answered at once");
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "answered at once"
+    );
     let status = slow.await.unwrap().expect_err("timed out");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
 }
@@ -910,7 +988,10 @@ async fn a_bug_is_internal_and_says_nothing_internal(pool: PgPool) {
     .await
     .expect("inserted");
     let server = Server::start(pool).await;
-    for rpc in [get(&id.to_string()), add_item(&id.to_string(), "sku-1", 1, 1)] {
+    for rpc in [
+        get(&id.to_string()),
+        add_item(&id.to_string(), "sku-1", 1, 1),
+    ] {
         let status = server
             .assert_rejected_without_writes(rpc, Code::Internal)
             .await;
@@ -931,9 +1012,16 @@ async fn a_retry_with_the_same_key_replays_the_first_ack_and_writes_nothing(pool
     assert!(!first.replayed);
     let before = counts(&server.pool).await;
     let again = server.ack(create).await;
-    assert_eq!((again.order_id.as_str(), again.version), (first.order_id.as_str(), 1));
+    assert_eq!(
+        (again.order_id.as_str(), again.version),
+        (first.order_id.as_str(), 1)
+    );
     assert!(again.replayed);
-    assert_eq!(counts(&server.pool).await, before, "a replay writes nothing");
+    assert_eq!(
+        counts(&server.pool).await,
+        before,
+        "a replay writes nothing"
+    );
 
     let id = first.order_id;
     let add = Call::from(add_item(&id, "sku-9", 1, 10)).key("add-1");
@@ -949,9 +1037,7 @@ async fn a_retry_with_the_same_key_replays_the_first_ack_and_writes_nothing(pool
         Call::from(cancel(&id)).key("add-1"),
         Call::from(Rpc::Create(order_for("cust-2"))).key("create-1"),
     ] {
-        let status = server
-            .assert_invalid(call, "idempotency-key")
-            .await;
+        let status = server.assert_invalid(call, "idempotency-key").await;
         assert!(status.message().contains("idempotency-key"), "{status:?}");
     }
     // Malformed keys.
@@ -1020,10 +1106,7 @@ async fn customers_act_only_on_their_own_orders_and_may_not_ship(pool: PgPool) {
         .await
         .order_id;
     // Another customer's order is not found, whatever the command or query.
-    for rpc in commands_on(&id)
-        .into_iter()
-        .chain([get(&id), history(&id)])
-    {
+    for rpc in commands_on(&id).into_iter().chain([get(&id), history(&id)]) {
         server
             .assert_rejected_without_writes(Call::from(rpc).bearer(&bob), Code::NotFound)
             .await;
@@ -1043,7 +1126,10 @@ async fn customers_act_only_on_their_own_orders_and_may_not_ship(pool: PgPool) {
         .await;
     server.ack(Call::from(pay(&id, TOTAL)).bearer(&alice)).await;
     server
-        .assert_rejected_without_writes(Call::from(ship(&id)).bearer(&alice), Code::PermissionDenied)
+        .assert_rejected_without_writes(
+            Call::from(ship(&id)).bearer(&alice),
+            Code::PermissionDenied,
+        )
         .await;
     server.ok(Call::from(list(None)).bearer(&alice)).await;
     server.ok(Call::from(get(&id)).bearer(&alice)).await;
@@ -1062,7 +1148,9 @@ async fn customers_act_only_on_their_own_orders_and_may_not_ship(pool: PgPool) {
     ] {
         server.ack(Call::from(rpc).bearer(&operator)).await;
     }
-    server.ok(Call::from(list(Some("cust-1"))).bearer(&operator)).await;
+    server
+        .ok(Call::from(list(Some("cust-1"))).bearer(&operator))
+        .await;
     server.ok(Call::from(history(&id)).bearer(&operator)).await;
 }
 
@@ -1083,12 +1171,796 @@ async fn the_token_subject_is_the_recorded_user_whatever_x_user_id_says(pool: Pg
         )
         .await
         .order_id;
-    let answer = server
-        .ok(Call::from(history(&id)).bearer(&token))
-        .await;
+    let answer = server.ok(Call::from(history(&id)).bearer(&token)).await;
     let Answer::History(history) = answer else {
         panic!("not a history")
     };
     let metadata = history.events[0].metadata.clone().expect("metadata");
     assert_eq!(metadata.user_id.as_deref(), Some("alice-login"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Parity with HTTP
+// ---------------------------------------------------------------------------------------
+
+/// API.md's mapping of HTTP error statuses (and problem types) to gRPC codes.
+fn grpc_code_for(status: u16, problem_type: &str) -> Code {
+    match status {
+        200..=299 => Code::Ok,
+        400 | 422 => Code::InvalidArgument,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::NotFound,
+        409 if problem_type.ends_with("already-exists") => Code::AlreadyExists,
+        409 if problem_type.ends_with("concurrency-conflict") => Code::Aborted,
+        409 => Code::FailedPrecondition,
+        412 => Code::Aborted,
+        503 => Code::Unavailable,
+        _ => Code::Internal,
+    }
+}
+
+/// One HTTP request of a parity case.
+#[derive(Debug, Clone)]
+struct Http {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Http {
+    fn new(method: Method, path: impl Into<String>, body: Option<Value>) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            body,
+            headers: Vec::new(),
+        }
+    }
+
+    fn get(path: impl Into<String>) -> Self {
+        Self::new(Method::GET, path, None)
+    }
+
+    fn post(path: impl Into<String>, body: Value) -> Self {
+        Self::new(Method::POST, path, Some(body))
+    }
+
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Sends it through the router in-process: the status, the problem type and the
+    /// fields a validation problem names.
+    async fn send(self, router: &axum::Router) -> (u16, String, Vec<String>) {
+        let mut request = HttpRequest::builder().method(self.method).uri(self.path);
+        for (name, value) in self.headers {
+            request = request.header(name, value);
+        }
+        let body = match self.body {
+            Some(body) => {
+                request = request.header("content-type", "application/json");
+                Body::from(serde_json::to_vec(&body).expect("JSON"))
+            }
+            None => Body::empty(),
+        };
+        let response = router
+            .clone()
+            .oneshot(request.body(body).expect("a request"))
+            .await
+            .expect("the router is infallible");
+        let status = response.status().as_u16();
+        let bytes = to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        let problem: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let kind = problem["type"].as_str().unwrap_or_default().to_owned();
+        let fields = problem["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        (status, kind, fields)
+    }
+}
+
+/// The state an order is put in before a parity case runs on it.
+#[derive(Debug, Clone, Copy)]
+enum Prep {
+    /// No order: the id is unknown.
+    Unknown,
+    Created,
+    /// Created, then `sku-2` removed: one line left.
+    OneLine,
+    Paid,
+    Shipped,
+}
+
+async fn prepare(server: &Server, prep: Prep, auth: &[(&'static str, String)]) -> String {
+    let with_auth = |rpc: Rpc| {
+        let mut call = Call::from(rpc);
+        call.metadata.extend(auth.iter().cloned());
+        call
+    };
+    if let Prep::Unknown = prep {
+        return Uuid::now_v7().to_string();
+    }
+    let id = server.ack(with_auth(Rpc::Create(order()))).await.order_id;
+    let steps = match prep {
+        Prep::Unknown | Prep::Created => vec![],
+        Prep::OneLine => vec![remove_item(&id, "sku-2")],
+        Prep::Paid => vec![pay(&id, TOTAL)],
+        Prep::Shipped => vec![pay(&id, TOTAL), ship(&id)],
+    };
+    for step in steps {
+        server.ack(with_auth(step)).await;
+    }
+    id
+}
+
+/// A parity case: the same input over HTTP and over gRPC, on an order prepared alike.
+struct Case {
+    name: &'static str,
+    prep: Prep,
+    http: fn(&str) -> Http,
+    grpc: fn(&str) -> Call,
+}
+
+fn standard_order_json() -> Value {
+    json!({
+        "customer": {
+            "customerId": "cust-1",
+            "name": "Nguyễn Văn A",
+            "phone": "+84 90 123 4567",
+            "address": {"line1": "1 Lê Lợi", "city": "Hồ Chí Minh", "postalCode": "700000", "country": "VN"},
+        },
+        "currency": "VND",
+        "items": [
+            {"productId": "sku-1", "quantity": 2, "unitPrice": 100_000},
+            {"productId": "sku-2", "quantity": 1, "unitPrice": 50_000},
+        ],
+        "discountCodes": ["WELCOME10"],
+    })
+}
+
+fn with_rpc(rpc: Rpc, change: impl FnOnce(&mut Rpc)) -> Call {
+    let mut rpc = rpc;
+    change(&mut rpc);
+    Call::from(rpc)
+}
+
+fn parity_cases() -> Vec<Case> {
+    fn create(change: fn(&mut proto::CreateOrderRequest)) -> Call {
+        let mut message = order();
+        change(&mut message);
+        Call::from(Rpc::Create(message))
+    }
+    fn create_json(pointer: &str, value: Value) -> Http {
+        let mut body = standard_order_json();
+        *body.pointer_mut(pointer).expect("the member exists") = value;
+        Http::post("/orders", body)
+    }
+    vec![
+        Case {
+            name: "create",
+            prep: Prep::Unknown,
+            http: |_| Http::post("/orders", standard_order_json()),
+            grpc: |_| Call::from(Rpc::Create(order())),
+        },
+        Case {
+            name: "create with nothing",
+            prep: Prep::Unknown,
+            http: |_| Http::post("/orders", json!({})),
+            grpc: |_| Call::from(Rpc::Create(proto::CreateOrderRequest::default())),
+        },
+        Case {
+            name: "create with an unknown currency",
+            prep: Prep::Unknown,
+            http: |_| create_json("/currency", json!("XYZ")),
+            grpc: |_| create(|m| m.currency = some("XYZ")),
+        },
+        Case {
+            name: "create with quantity 0",
+            prep: Prep::Unknown,
+            http: |_| create_json("/items/0/quantity", json!(0)),
+            grpc: |_| create(|m| m.items[0].quantity = Some(0)),
+        },
+        Case {
+            name: "create with a control character in the name",
+            prep: Prep::Unknown,
+            http: |_| create_json("/customer/name", json!("a\u{1}b")),
+            grpc: |_| create(|m| m.customer.as_mut().unwrap().name = some("a\u{1}b")),
+        },
+        Case {
+            name: "create with a unit price over 10^15",
+            prep: Prep::Unknown,
+            http: |_| create_json("/items/1/unitPrice", json!(1_000_000_000_000_001_u64)),
+            grpc: |_| create(|m| m.items[1].unit_price = Some(1_000_000_000_000_001)),
+        },
+        Case {
+            name: "create with an unknown discount code",
+            prep: Prep::Unknown,
+            http: |_| create_json("/discountCodes", json!(["NOPE"])),
+            grpc: |_| create(|m| m.discount_codes = vec!["NOPE".to_owned()]),
+        },
+        Case {
+            name: "create with one product twice",
+            prep: Prep::Unknown,
+            http: |_| create_json("/items/1/productId", json!("sku-1")),
+            grpc: |_| create(|m| m.items[1].product_id = some("sku-1")),
+        },
+        Case {
+            name: "create with an existing id",
+            prep: Prep::Created,
+            http: |id| create_json("/discountCodes", json!([])).with_order_id(id),
+            grpc: |id| {
+                let mut message = order();
+                message.order_id = some(id);
+                Call::from(Rpc::Create(message))
+            },
+        },
+        Case {
+            name: "add an item",
+            prep: Prep::Created,
+            http: |id| Http::post(format!("/orders/{id}/items"), item_json("sku-9", 1, 10)),
+            grpc: |id| Call::from(add_item(id, "sku-9", 1, 10)),
+        },
+        Case {
+            name: "add an item at another price",
+            prep: Prep::Created,
+            http: |id| Http::post(format!("/orders/{id}/items"), item_json("sku-1", 1, 99)),
+            grpc: |id| Call::from(add_item(id, "sku-1", 1, 99)),
+        },
+        Case {
+            name: "add an item without quantity",
+            prep: Prep::Created,
+            http: |id| {
+                Http::post(
+                    format!("/orders/{id}/items"),
+                    json!({"productId": "sku-9", "unitPrice": 10}),
+                )
+            },
+            grpc: |id| {
+                with_rpc(add_item(id, "sku-9", 1, 10), |rpc| {
+                    if let Rpc::AddItem(m) = rpc {
+                        m.quantity = None;
+                    }
+                })
+            },
+        },
+        Case {
+            name: "add an item after payment",
+            prep: Prep::Paid,
+            http: |id| Http::post(format!("/orders/{id}/items"), item_json("sku-9", 1, 10)),
+            grpc: |id| Call::from(add_item(id, "sku-9", 1, 10)),
+        },
+        Case {
+            name: "add an item to an unknown order",
+            prep: Prep::Unknown,
+            http: |id| Http::post(format!("/orders/{id}/items"), item_json("sku-9", 1, 10)),
+            grpc: |id| Call::from(add_item(id, "sku-9", 1, 10)),
+        },
+        Case {
+            name: "add an item to a malformed order id",
+            prep: Prep::Unknown,
+            http: |_| Http::post("/orders/not-a-uuid/items", item_json("sku-9", 1, 10)),
+            grpc: |_| Call::from(add_item("not-a-uuid", "sku-9", 1, 10)),
+        },
+        Case {
+            name: "remove an item",
+            prep: Prep::Created,
+            http: |id| Http::new(Method::DELETE, format!("/orders/{id}/items/sku-2"), None),
+            grpc: |id| Call::from(remove_item(id, "sku-2")),
+        },
+        Case {
+            name: "remove an unknown line",
+            prep: Prep::Created,
+            http: |id| Http::new(Method::DELETE, format!("/orders/{id}/items/sku-404"), None),
+            grpc: |id| Call::from(remove_item(id, "sku-404")),
+        },
+        Case {
+            name: "remove the last line",
+            prep: Prep::OneLine,
+            http: |id| Http::new(Method::DELETE, format!("/orders/{id}/items/sku-1"), None),
+            grpc: |id| Call::from(remove_item(id, "sku-1")),
+        },
+        Case {
+            name: "change the delivery address",
+            prep: Prep::Paid,
+            http: |id| {
+                Http::new(
+                    Method::PUT,
+                    format!("/orders/{id}/delivery-address"),
+                    Some(
+                        json!({"line1": "2 Tràng Tiền", "line2": "Floor 3", "city": "Hà Nội", "country": "VN"}),
+                    ),
+                )
+            },
+            grpc: |id| Call::from(change_address(id)),
+        },
+        Case {
+            name: "change the delivery address to nothing",
+            prep: Prep::Created,
+            http: |id| {
+                Http::new(
+                    Method::PUT,
+                    format!("/orders/{id}/delivery-address"),
+                    Some(json!({})),
+                )
+            },
+            grpc: |id| {
+                Call::from(Rpc::ChangeAddress(proto::ChangeDeliveryAddressRequest {
+                    order_id: id.to_owned(),
+                    expected_version: None,
+                    address: None,
+                }))
+            },
+        },
+        Case {
+            name: "pay",
+            prep: Prep::Created,
+            http: |id| {
+                Http::post(
+                    format!("/orders/{id}/payment"),
+                    payment_json(TOTAL, "bank_transfer"),
+                )
+            },
+            grpc: |id| Call::from(pay(id, TOTAL)),
+        },
+        Case {
+            name: "pay below the total",
+            prep: Prep::Created,
+            http: |id| {
+                Http::post(
+                    format!("/orders/{id}/payment"),
+                    payment_json(TOTAL - 1, "bank_transfer"),
+                )
+            },
+            grpc: |id| Call::from(pay(id, TOTAL - 1)),
+        },
+        Case {
+            name: "pay with an unknown method",
+            prep: Prep::Created,
+            http: |id| {
+                Http::post(
+                    format!("/orders/{id}/payment"),
+                    payment_json(TOTAL, "paypal"),
+                )
+            },
+            grpc: |id| {
+                with_rpc(pay(id, TOTAL), |rpc| {
+                    if let Rpc::Pay(m) = rpc {
+                        m.method = 42;
+                    }
+                })
+            },
+        },
+        Case {
+            name: "pay twice",
+            prep: Prep::Paid,
+            http: |id| Http::post(format!("/orders/{id}/payment"), payment_json(TOTAL, "card")),
+            grpc: |id| Call::from(pay(id, TOTAL)),
+        },
+        Case {
+            name: "ship before payment",
+            prep: Prep::Created,
+            http: |id| Http::post(format!("/orders/{id}/shipment"), shipment_json()),
+            grpc: |id| Call::from(ship(id)),
+        },
+        Case {
+            name: "ship",
+            prep: Prep::Paid,
+            http: |id| Http::post(format!("/orders/{id}/shipment"), shipment_json()),
+            grpc: |id| Call::from(ship(id)),
+        },
+        Case {
+            name: "cancel",
+            prep: Prep::Paid,
+            http: |id| {
+                Http::post(
+                    format!("/orders/{id}/cancellation"),
+                    json!({"reason": "changed my mind"}),
+                )
+            },
+            grpc: |id| Call::from(cancel(id)),
+        },
+        Case {
+            name: "cancel without a reason",
+            prep: Prep::Created,
+            http: |id| Http::post(format!("/orders/{id}/cancellation"), json!({})),
+            grpc: |id| {
+                with_rpc(cancel(id), |rpc| {
+                    if let Rpc::Cancel(m) = rpc {
+                        m.reason = None;
+                    }
+                })
+            },
+        },
+        Case {
+            name: "cancel a shipped order",
+            prep: Prep::Shipped,
+            http: |id| {
+                Http::post(
+                    format!("/orders/{id}/cancellation"),
+                    json!({"reason": "late"}),
+                )
+            },
+            grpc: |id| Call::from(cancel(id)),
+        },
+        Case {
+            name: "a version mismatch",
+            prep: Prep::Created,
+            http: |id| {
+                Http::post(
+                    format!("/orders/{id}/cancellation"),
+                    json!({"reason": "late"}),
+                )
+                .header("if-match", "\"9\"")
+            },
+            grpc: |id| Call::from(expecting(cancel(id), 9)),
+        },
+        Case {
+            name: "a version match",
+            prep: Prep::Created,
+            http: |id| {
+                Http::post(
+                    format!("/orders/{id}/cancellation"),
+                    json!({"reason": "late"}),
+                )
+                .header("if-match", "\"1\"")
+            },
+            grpc: |id| Call::from(expecting(cancel(id), 1)),
+        },
+        Case {
+            name: "a malformed idempotency key",
+            prep: Prep::Created,
+            http: |id| {
+                Http::post(
+                    format!("/orders/{id}/cancellation"),
+                    json!({"reason": "late"}),
+                )
+                .header("idempotency-key", "has space")
+            },
+            grpc: |id| Call::from(cancel(id)).key("has space"),
+        },
+        Case {
+            name: "a malformed correlation id",
+            prep: Prep::Created,
+            http: |id| Http::get(format!("/orders/{id}")).header("x-correlation-id", "has space"),
+            grpc: |id| Call::from(get(id)).meta("x-correlation-id", "has space"),
+        },
+        Case {
+            name: "get",
+            prep: Prep::Shipped,
+            http: |id| Http::get(format!("/orders/{id}")),
+            grpc: |id| Call::from(get(id)),
+        },
+        Case {
+            name: "get an unknown order",
+            prep: Prep::Unknown,
+            http: |id| Http::get(format!("/orders/{id}")),
+            grpc: |id| Call::from(get(id)),
+        },
+        Case {
+            name: "get as of a malformed instant",
+            prep: Prep::Created,
+            http: |id| Http::get(format!("/orders/{id}?asOf=yesterday")),
+            grpc: |id| {
+                Call::from(Rpc::Get(proto::GetOrderRequest {
+                    order_id: id.to_owned(),
+                    as_of: some("yesterday"),
+                }))
+            },
+        },
+        Case {
+            name: "get as of before creation",
+            prep: Prep::Created,
+            http: |id| Http::get(format!("/orders/{id}?asOf=2000-01-01T00:00:00Z")),
+            grpc: |id| {
+                Call::from(Rpc::Get(proto::GetOrderRequest {
+                    order_id: id.to_owned(),
+                    as_of: some("2000-01-01T00:00:00Z"),
+                }))
+            },
+        },
+        Case {
+            name: "history",
+            prep: Prep::Paid,
+            http: |id| Http::get(format!("/orders/{id}/history")),
+            grpc: |id| Call::from(history(id)),
+        },
+        Case {
+            name: "history of an unknown order",
+            prep: Prep::Unknown,
+            http: |id| Http::get(format!("/orders/{id}/history")),
+            grpc: |id| Call::from(history(id)),
+        },
+        Case {
+            name: "list",
+            prep: Prep::Unknown,
+            http: |_| Http::get("/orders?customerId=cust-1&status=paid&limit=5"),
+            grpc: |_| {
+                Call::from(Rpc::List(proto::ListOrdersRequest {
+                    customer_id: some("cust-1"),
+                    status: proto::OrderStatus::Paid.into(),
+                    limit: Some(5),
+                    cursor: None,
+                }))
+            },
+        },
+        Case {
+            name: "list 101",
+            prep: Prep::Unknown,
+            http: |_| Http::get("/orders?limit=101"),
+            grpc: |_| {
+                Call::from(Rpc::List(proto::ListOrdersRequest {
+                    limit: Some(101),
+                    ..Default::default()
+                }))
+            },
+        },
+        Case {
+            name: "list with a malformed cursor",
+            prep: Prep::Unknown,
+            http: |_| Http::get("/orders?cursor=zz"),
+            grpc: |_| {
+                Call::from(Rpc::List(proto::ListOrdersRequest {
+                    cursor: some("zz"),
+                    ..Default::default()
+                }))
+            },
+        },
+    ]
+}
+
+impl Http {
+    /// `POST /orders` with `orderId`.
+    fn with_order_id(mut self, id: &str) -> Self {
+        if let Some(Value::Object(body)) = &mut self.body {
+            body.insert("orderId".to_owned(), json!(id));
+        }
+        self
+    }
+}
+
+fn item_json(product: &str, quantity: u64, unit_price: u64) -> Value {
+    json!({"productId": product, "quantity": quantity, "unitPrice": unit_price})
+}
+
+fn payment_json(amount: u64, method: &str) -> Value {
+    json!({"paymentId": "pay-1", "amount": amount, "method": method})
+}
+
+fn shipment_json() -> Value {
+    json!({"trackingNumber": "TRK-1", "carrier": "VNPost"})
+}
+
+/// Runs `case` over both APIs (each on its own, identically prepared order) and checks
+/// that the answers agree, and that a rejection wrote nothing on either side.
+async fn assert_parity(
+    server: &Server,
+    router: &axum::Router,
+    name: &str,
+    prep: Prep,
+    http: Http,
+    grpc: Call,
+) -> (u16, Code) {
+    let before = counts(&server.pool).await;
+    let (status, kind, http_fields) = http.send(router).await;
+    if !(200..300).contains(&status) {
+        assert_eq!(
+            counts(&server.pool).await,
+            before,
+            "{name}: HTTP {status} wrote"
+        );
+    }
+    let before = counts(&server.pool).await;
+    let code = match server.send(grpc).await {
+        Ok(_) => Code::Ok,
+        Err(rejected) => {
+            assert_eq!(
+                counts(&server.pool).await,
+                before,
+                "{name}: gRPC {rejected:?} wrote"
+            );
+            if status == 422 {
+                // Header names are metadata keys (lower case) over gRPC.
+                let sorted = |fields: Vec<String>| {
+                    let mut fields: Vec<String> = fields.iter().map(|f| f.to_lowercase()).collect();
+                    fields.sort();
+                    fields
+                };
+                assert_eq!(
+                    sorted(violations(&rejected)),
+                    sorted(http_fields),
+                    "{name}: the same fields"
+                );
+            }
+            rejected.code()
+        }
+    };
+    assert_eq!(
+        code,
+        grpc_code_for(status, &kind),
+        "{name} ({prep:?}): HTTP {status} {kind} but gRPC {code:?}"
+    );
+    (status, code)
+}
+
+#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+async fn every_command_and_error_answers_alike_over_http_and_grpc(pool: PgPool) {
+    let settings = ServiceSettings::default();
+    let server = Server::with_settings(pool.clone(), &settings).await;
+    let router = build_router(pool, &settings).expect("the router builds");
+    let mut seen = BTreeMap::<(u16, String), usize>::new();
+    for case in parity_cases() {
+        let http_id = prepare(&server, case.prep, &[]).await;
+        let grpc_id = prepare(&server, case.prep, &[]).await;
+        let (status, code) = assert_parity(
+            &server,
+            &router,
+            case.name,
+            case.prep,
+            (case.http)(&http_id),
+            (case.grpc)(&grpc_id),
+        )
+        .await;
+        *seen.entry((status, format!("{code:?}"))).or_default() += 1;
+    }
+    // The same idempotency key with another body or message, after a first request.
+    let http_id = prepare(&server, Prep::Created, &[]).await;
+    let grpc_id = prepare(&server, Prep::Created, &[]).await;
+    let cancel_http = |reason: &str| {
+        Http::post(
+            format!("/orders/{http_id}/cancellation"),
+            json!({ "reason": reason }),
+        )
+        .header("idempotency-key", "parity-http")
+    };
+    let cancel_grpc = |reason: &str| {
+        with_rpc(cancel(&grpc_id), |rpc| {
+            if let Rpc::Cancel(m) = rpc {
+                m.reason = some(reason);
+            }
+        })
+        .key("parity-grpc")
+    };
+    for (name, reason) in [
+        ("idempotent first", "late"),
+        ("idempotent replay", "late"),
+        ("key reused", "other"),
+    ] {
+        let (status, code) = assert_parity(
+            &server,
+            &router,
+            name,
+            Prep::Created,
+            cancel_http(reason),
+            cancel_grpc(reason),
+        )
+        .await;
+        *seen.entry((status, format!("{code:?}"))).or_default() += 1;
+    }
+    // Every status of the mapping that a valid token cannot get around was seen.
+    let statuses: std::collections::BTreeSet<u16> = seen.keys().map(|(s, _)| *s).collect();
+    for status in [200, 201, 400, 404, 409, 412, 422] {
+        assert!(statuses.contains(&status), "{status} in {seen:?}");
+    }
+}
+
+#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+async fn authentication_and_authorization_answer_alike_over_http_and_grpc(pool: PgPool) {
+    let settings = jwt_settings();
+    let server = Server::with_settings(pool.clone(), &settings).await;
+    let router = build_router(pool, &settings).expect("the router builds");
+    let alice = token(&["customer"], Some("cust-1"));
+    let bob = token(&["customer"], Some("cust-2"));
+    let operator = token(&["operator"], None);
+    let expired = token_for("user-1", &["operator"], None, now_seconds() - 3600);
+    let as_alice = [("authorization", format!("Bearer {alice}"))];
+    let bearer = |token: &str| format!("Bearer {token}");
+    let cases: Vec<(
+        &str,
+        Option<String>,
+        Prep,
+        fn(&str) -> Http,
+        fn(&str) -> Call,
+    )> = vec![
+        (
+            "no token",
+            None,
+            Prep::Created,
+            |id| Http::get(format!("/orders/{id}")),
+            |id| Call::from(get(id)),
+        ),
+        (
+            "garbage token",
+            Some("Bearer not.a.jwt".to_owned()),
+            Prep::Created,
+            |id| Http::get(format!("/orders/{id}")),
+            |id| Call::from(get(id)),
+        ),
+        (
+            "expired token",
+            Some(bearer(&expired)),
+            Prep::Created,
+            |id| Http::post(format!("/orders/{id}/shipment"), shipment_json()),
+            |id| Call::from(ship(id)),
+        ),
+        (
+            "another customer's order",
+            Some(bearer(&bob)),
+            Prep::Created,
+            |id| Http::post(format!("/orders/{id}/payment"), payment_json(TOTAL, "card")),
+            |id| Call::from(pay(id, TOTAL)),
+        ),
+        (
+            "a customer ships",
+            Some(bearer(&alice)),
+            Prep::Paid,
+            |id| Http::post(format!("/orders/{id}/shipment"), shipment_json()),
+            |id| Call::from(ship(id)),
+        ),
+        (
+            "a customer creates for another",
+            Some(bearer(&alice)),
+            Prep::Unknown,
+            |_| create_for_json("cust-2"),
+            |_| Call::from(Rpc::Create(order_for("cust-2"))),
+        ),
+        (
+            "a customer lists another's",
+            Some(bearer(&alice)),
+            Prep::Unknown,
+            |_| Http::get("/orders?customerId=cust-2"),
+            |_| Call::from(list(Some("cust-2"))),
+        ),
+        (
+            "a customer pays its own",
+            Some(bearer(&alice)),
+            Prep::Created,
+            |id| Http::post(format!("/orders/{id}/payment"), payment_json(TOTAL, "card")),
+            |id| Call::from(pay(id, TOTAL)),
+        ),
+        (
+            "an operator ships",
+            Some(bearer(&operator)),
+            Prep::Paid,
+            |id| Http::post(format!("/orders/{id}/shipment"), shipment_json()),
+            |id| Call::from(ship(id)),
+        ),
+    ];
+    let mut codes = Vec::new();
+    for (name, authorization, prep, http, grpc) in cases {
+        let http_id = prepare(&server, prep, &as_alice).await;
+        let grpc_id = prepare(&server, prep, &as_alice).await;
+        let mut http = http(&http_id);
+        let mut grpc = grpc(&grpc_id);
+        if let Some(value) = authorization {
+            http = http.header("authorization", value.clone());
+            grpc = grpc.meta("authorization", value);
+        }
+        let (_, code) = assert_parity(&server, &router, name, prep, http, grpc).await;
+        codes.push(code);
+    }
+    for code in [
+        Code::Unauthenticated,
+        Code::NotFound,
+        Code::PermissionDenied,
+        Code::Ok,
+    ] {
+        assert!(codes.contains(&code), "{code:?} in {codes:?}");
+    }
+}
+
+fn create_for_json(customer_id: &str) -> Http {
+    let mut body = standard_order_json();
+    body["customer"]["customerId"] = json!(customer_id);
+    Http::post("/orders", body)
 }
