@@ -120,7 +120,13 @@ impl<M: Message> Call<M> {
 /// # Errors
 /// INVALID_ARGUMENT naming `field` when it is not a UUID.
 fn order_id(field: &str, text: &str) -> Result<OrderId, Status> {
-    OrderId::parse(text).map_err(|_| status::invalid(field, format!("{text:?} is not a UUID")))
+    OrderId::parse(text)
+        .map_err(|_| status::invalid(field, format!("{} is not a UUID", quote(text))))
+}
+
+/// A client's value quoted in a message, cut short: messages travel in headers.
+fn quote(text: &str) -> String {
+    format!("{:?}", status::truncate(text, 40))
 }
 
 type Ack = Result<Response<proto::CommandAck>, Status>;
@@ -218,7 +224,8 @@ impl OrderService for OrderRpcs {
                 DateTime::parse_from_rfc3339(text)
                     .map(|at| at.with_timezone(&Utc))
                     .map_err(|_| {
-                        status::invalid("as_of", format!("{text:?} is not an RFC 3339 date-time"))
+                        let text = quote(text);
+                        status::invalid("as_of", format!("{text} is not an RFC 3339 date-time"))
                     })
             })
             .transpose()?;

@@ -18,6 +18,14 @@ use crate::http::{ApiError, FieldError};
 /// The `domain` of every `google.rpc.ErrorInfo` of this service.
 const ERROR_DOMAIN: &str = "orders.v1";
 
+/// A status travels in response headers, which clients bound (8 KiB is common, and
+/// going past a client's limit resets the stream), unlike an HTTP problem body. So a
+/// status names at most this many fields, and says how many more there are...
+const MAX_VIOLATIONS: usize = 10;
+/// ...and its message and each field's description are at most this many characters.
+const MAX_MESSAGE_CHARS: usize = 500;
+const MAX_DESCRIPTION_CHARS: usize = 200;
+
 /// The gRPC code of an HTTP error status.
 pub(crate) fn code(status: StatusCode, kind: &str) -> Code {
     match status.as_u16() {
@@ -43,16 +51,40 @@ pub(crate) fn from_api(error: ApiError) -> Status {
         ERROR_DOMAIN,
         HashMap::new(),
     );
+    let mut message = error.detail;
     if !error.errors.is_empty() {
+        let named = &error.errors[..error.errors.len().min(MAX_VIOLATIONS)];
         details.set_bad_request(
-            error
-                .errors
+            named
                 .iter()
-                .map(|e| FieldViolation::new(&e.field, &e.message))
+                .map(|e| FieldViolation::new(&e.field, truncate(&e.message, MAX_DESCRIPTION_CHARS)))
                 .collect::<Vec<_>>(),
         );
+        message = named
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if error.errors.len() > named.len() {
+            message.push_str(&format!(
+                "; and {} more invalid fields",
+                error.errors.len() - named.len()
+            ));
+        }
     }
-    Status::with_error_details(code(error.status, error.kind), error.detail, details)
+    Status::with_error_details(
+        code(error.status, error.kind),
+        truncate(&message, MAX_MESSAGE_CHARS),
+        details,
+    )
+}
+
+/// `text`, cut to `max` characters (with `…` when cut).
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
 }
 
 /// INVALID_ARGUMENT naming one field or metadata key: HTTP's 400 for a malformed path,
@@ -113,6 +145,24 @@ mod tests {
             let status = StatusCode::from_u16(status).unwrap();
             assert_eq!(code(status, kind), expected, "{status} {kind}");
         }
+    }
+
+    #[test]
+    fn a_status_stays_small_whatever_the_number_of_invalid_fields() {
+        let errors: Vec<FieldError> = (0..300)
+            .map(|i| FieldError::new(format!("items[{i}].productId"), "x".repeat(1000)))
+            .collect();
+        let status = from_api(ApiError::validation(errors));
+        assert!(status.message().chars().count() <= MAX_MESSAGE_CHARS + 1);
+        assert!(status.message().contains("items[0].productId"));
+        let details = status.get_error_details();
+        let named = details
+            .bad_request()
+            .map_or(0, |b| b.field_violations.len());
+        assert_eq!(named, MAX_VIOLATIONS);
+        assert!(status.details().len() < 4096, "{}", status.details().len());
+        assert_eq!(truncate("héllo", 2), "hé…");
+        assert_eq!(truncate("héllo", 5), "héllo");
     }
 
     #[test]
