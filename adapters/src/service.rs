@@ -23,7 +23,7 @@ use crate::http::{router, AppState, HttpLimits, HttpMetrics};
 use crate::postgres::{PgEventStore, PgReadModel};
 use crate::projector::ProjectorSettings;
 
-/// HTTP API for order commands and queries.
+/// HTTP and gRPC APIs for order commands and queries.
 ///
 /// Every setting is a flag and an environment variable; the flag wins.
 #[derive(Debug, Clone, Parser)]
