@@ -14,13 +14,16 @@ use clap::{Parser, Subcommand, ValueEnum};
 use domain::{DiscountTable, OrderFactory};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
 
 use crate::auth::{self, Authenticator, Claims};
+use crate::grpc::{self, GrpcState};
 use crate::http::{router, AppState, HttpLimits, HttpMetrics};
 use crate::postgres::{PgEventStore, PgReadModel};
 use crate::projector::ProjectorSettings;
 
-/// HTTP API for order commands and queries.
+/// HTTP and gRPC APIs for order commands and queries.
 ///
 /// Every setting is a flag and an environment variable; the flag wins.
 #[derive(Debug, Clone, Parser)]
@@ -41,6 +44,10 @@ pub struct Cli {
     /// Address the HTTP API listens on (`:0` or `HOST:0` picks a free port and logs it).
     #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: String,
+
+    /// Address the gRPC API listens on (`:0` or `HOST:0` picks a free port and logs it).
+    #[arg(long, env = "GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: String,
 
     /// Discount policy: comma-separated CODE=PERCENT entries.
     #[arg(long, env = "DISCOUNT_CODES", default_value = "WELCOME10=10,VIP20=20")]
@@ -295,6 +302,15 @@ impl Cli {
         parse_addr(&self.http_addr)
             .with_context(|| format!("HTTP_ADDR {:?} is not HOST:PORT", self.http_addr))
     }
+
+    /// `GRPC_ADDR` as a socket address; `:PORT` means every interface.
+    ///
+    /// # Errors
+    /// When it is not `HOST:PORT`.
+    pub fn grpc_socket_addr(&self) -> anyhow::Result<SocketAddr> {
+        parse_addr(&self.grpc_addr)
+            .with_context(|| format!("GRPC_ADDR {:?} is not HOST:PORT", self.grpc_addr))
+    }
 }
 
 /// Parses `HOST:PORT` (`:PORT` = all interfaces).
@@ -338,6 +354,51 @@ pub fn build_router(pool: PgPool, settings: &ServiceSettings) -> anyhow::Result<
         body_limit: settings.body_limit,
     };
     Ok(router(state, settings.limits))
+}
+
+/// Builds the gRPC application on a pool, as [`build_router`] builds the HTTP one:
+/// the same use cases, authentication and limits (`body_limit` bounds a message).
+///
+/// # Errors
+/// When the discount table cannot be built.
+pub fn build_grpc(pool: PgPool, settings: &ServiceSettings) -> anyhow::Result<Routes> {
+    let store = Arc::new(PgEventStore::new(pool.clone()));
+    let policy = Arc::new(
+        DiscountTable::parse(&settings.discount_codes).context("DISCOUNT_CODES is malformed")?,
+    );
+    let commands = OrderCommands::new(
+        store.clone(),
+        OrderFactory::new(policy),
+        Arc::new(PublishAll),
+        Arc::new(SystemClock),
+    )
+    .with_max_attempts(settings.max_attempts)
+    .with_snapshots(store.clone(), settings.snapshot_interval);
+    let state = GrpcState {
+        commands,
+        queries: OrderQueries::new(store.clone()).with_snapshots(store),
+        summaries: SummaryQueries::new(Arc::new(PgReadModel::new(pool))),
+        auth: settings.auth.clone(),
+        message_limit: settings.body_limit,
+    };
+    Ok(grpc::routes(state, settings.limits))
+}
+
+/// Serves the gRPC `routes` on `listener` until `shutdown` resolves, then lets
+/// in-flight calls finish.
+///
+/// # Errors
+/// When the server fails.
+pub async fn run_grpc(
+    routes: Routes,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    tonic::transport::Server::builder()
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .context("gRPC server failed")
 }
 
 /// Runs the read model's projector on `pool` until `shutdown` resolves.

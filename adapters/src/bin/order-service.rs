@@ -1,4 +1,4 @@
-//! `order-service`: the HTTP API of the order service. Thin: reads the configuration,
+//! `order-service`: the HTTP and gRPC APIs of the order service. Thin: reads the configuration,
 //! builds the adapters, runs until SIGINT/SIGTERM.
 
 use std::io::Write;
@@ -73,6 +73,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(http_addr = %local, "order-service listening");
     let router = service::build_router(pool.clone(), &settings)?;
+    let grpc_addr = cli.grpc_socket_addr()?;
+    let grpc_listener = tokio::net::TcpListener::bind(grpc_addr)
+        .await
+        .with_context(|| format!("binding GRPC_ADDR {grpc_addr}"))?;
+    let grpc_local = grpc_listener.local_addr()?;
+    tracing::info!(grpc_addr = %grpc_local, "order-service gRPC listening");
+    let routes = service::build_grpc(pool.clone(), &settings)?;
     let purge = tokio::spawn(service::purge_idempotency_keys_forever(
         pool.clone(),
         Duration::from_secs(3600),
@@ -96,11 +103,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if projector.is_none() {
         tracing::info!("PROJECTOR_ENABLED=false: the read model is not updated by this process");
     }
-    let served = service::run(router, listener, async move {
-        shutdown.await;
+    // A signal stops both servers, and so does either of them ending (it failed): the
+    // other then drains its in-flight requests too.
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let signal = {
+        let mut stopped = stopped.clone();
+        let stop = &stop;
+        async move {
+            tokio::select! {
+                () = shutdown => tracing::info!("signal received; draining HTTP and gRPC"),
+                _ = stopped.wait_for(|stop| *stop) => {}
+            }
+            let _ = stop.send(true);
+        }
+    };
+    let http = async {
+        let served = service::run(router, listener, until_stopped(stopped.clone())).await;
+        if let Err(error) = &served {
+            tracing::error!(error = format!("{error:#}"), "HTTP server stopped");
+        }
         let _ = stop.send(true);
-    })
-    .await;
+        served
+    };
+    let grpc = async {
+        let served = service::run_grpc(routes, grpc_listener, until_stopped(stopped.clone())).await;
+        if let Err(error) = &served {
+            tracing::error!(error = format!("{error:#}"), "gRPC server stopped");
+        }
+        let _ = stop.send(true);
+        served
+    };
+    let ((), http, grpc) = tokio::join!(signal, http, grpc);
+    let served = http.and(grpc);
     if let Some(projector) = projector {
         if let Err(error) = projector.await {
             tracing::error!(%error, "projector panicked");

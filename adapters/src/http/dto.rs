@@ -15,6 +15,8 @@ use uuid::Uuid;
 use super::problem::{ApiError, FieldError};
 use application::envelope::format_time;
 
+pub(crate) mod from_grpc;
+
 /// Collects field errors while converting a request.
 #[derive(Debug, Default)]
 struct Fields(Vec<FieldError>);

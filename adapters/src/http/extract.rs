@@ -137,7 +137,7 @@ pub(super) fn correlation_id(headers: &HeaderMap) -> Result<CorrelationId, ApiEr
     }
 }
 
-fn visible_ascii(bytes: &[u8], max: usize) -> Option<String> {
+pub(crate) fn visible_ascii(bytes: &[u8], max: usize) -> Option<String> {
     let ok =
         !bytes.is_empty() && bytes.len() <= max && bytes.iter().all(|b| (0x21..=0x7e).contains(b));
     ok.then(|| String::from_utf8_lossy(bytes).into_owned())
@@ -261,7 +261,7 @@ fn parse_if_match(value: &str) -> Option<Option<u64>> {
 
 /// W3C trace context: `00-<32 hex>-<16 hex>-<2 hex>` (lower case, ids not all zero).
 /// An invalid header is ignored, as the specification asks.
-fn is_traceparent(value: &str) -> bool {
+pub(crate) fn is_traceparent(value: &str) -> bool {
     let parts: Vec<&str> = value.split('-').collect();
     let hex = |s: &str, n: usize| {
         s.len() == n
@@ -279,7 +279,7 @@ fn is_traceparent(value: &str) -> bool {
 }
 
 /// SHA-256 of method, path (with query) and body: what makes two requests "the same".
-fn fingerprint(method: &Method, uri: &Uri, body: &[u8]) -> String {
+pub(crate) fn fingerprint(method: &Method, uri: &Uri, body: &[u8]) -> String {
     let mut hash = Sha256::new();
     hash.update(method.as_str().as_bytes());
     hash.update(b"\n");

@@ -432,18 +432,18 @@ pub(super) async fn list_orders(
 }
 
 /// The opaque page cursor: the hex of `<createdAt µs>:<orderId>` of the last item.
-mod cursor {
+pub(crate) mod cursor {
     use chrono::{DateTime, Utc};
     use domain::OrderId;
 
-    pub(super) fn encode(at: DateTime<Utc>, id: OrderId) -> String {
+    pub(crate) fn encode(at: DateTime<Utc>, id: OrderId) -> String {
         format!("{}:{id}", at.timestamp_micros())
             .bytes()
             .map(|b| format!("{b:02x}"))
             .collect()
     }
 
-    pub(super) fn decode(text: &str) -> Option<(DateTime<Utc>, OrderId)> {
+    pub(crate) fn decode(text: &str) -> Option<(DateTime<Utc>, OrderId)> {
         if text.len() % 2 != 0 || text.len() > 200 {
             return None;
         }

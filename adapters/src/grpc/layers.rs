@@ -1,0 +1,104 @@
+//! Middleware in front of every rpc, run on the request's metadata before its message
+//! is decoded, in the order of the HTTP API's: the guard (bounded concurrency and
+//! time), authentication (UNAUTHENTICATED comes first, as 401 does), then the
+//! correlation id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use tokio::sync::Semaphore;
+use tonic::Status;
+use uuid::Uuid;
+
+use crate::auth::Authenticator;
+use crate::http::HttpLimits;
+
+/// The guard's shared state: one budget of requests in flight for the gRPC server.
+#[derive(Debug, Clone)]
+pub(crate) struct Guard {
+    permits: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+impl From<HttpLimits> for Guard {
+    fn from(limits: HttpLimits) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+            timeout: limits.request_timeout,
+        }
+    }
+}
+
+fn answer(status: Status) -> Response {
+    status.into_http()
+}
+
+/// Bounds concurrent requests and their duration: when saturated it answers
+/// RESOURCE_EXHAUSTED at once instead of queueing; a request that takes too long
+/// answers UNAVAILABLE (and, its work dropped before committing, writes nothing).
+pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = guard.permits.clone().try_acquire_owned() else {
+        return answer(Status::resource_exhausted(
+            "too many requests in flight; retry later",
+        ));
+    };
+    match tokio::time::timeout(guard.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => answer(Status::unavailable(
+            "the request took too long; retry later",
+        )),
+    }
+}
+
+/// Authenticates the request from its `authorization` (and, with authentication off,
+/// `x-user-id`) metadata and hands the [`application::Actor`] to the rpc.
+pub(crate) async fn authenticate(
+    State(auth): State<Authenticator>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let actor = auth.authenticate(
+        headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
+        headers.get("x-user-id").map(|v| v.as_bytes()),
+    );
+    match actor {
+        Ok(actor) => {
+            request.extensions_mut().insert(actor);
+            next.run(request).await
+        }
+        Err(error) => answer(super::status::from_auth(error)),
+    }
+}
+
+/// The request's correlation id: `x-correlation-id` when given, else generated.
+#[derive(Debug, Clone)]
+pub(crate) struct CorrelationId(pub(crate) String);
+
+/// Reads or makes the correlation id (1 to 200 visible ASCII characters; malformed is
+/// INVALID_ARGUMENT) and echoes it in the response metadata.
+pub(crate) async fn correlate(mut request: Request, next: Next) -> Response {
+    let correlation = match request.headers().get("x-correlation-id") {
+        None => Uuid::now_v7().to_string(),
+        Some(value) => match crate::http::visible_ascii(value.as_bytes(), 200) {
+            Some(id) => id,
+            None => {
+                return answer(super::status::invalid(
+                    "x-correlation-id",
+                    "must be 1 to 200 visible ASCII characters",
+                ))
+            }
+        },
+    };
+    let echo = HeaderValue::from_str(&correlation).ok();
+    request.extensions_mut().insert(CorrelationId(correlation));
+    let mut response = next.run(request).await;
+    if let Some(echo) = echo {
+        response.headers_mut().insert("x-correlation-id", echo);
+    }
+    response
+}

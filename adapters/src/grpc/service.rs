@@ -1,0 +1,304 @@
+//! `orders.v1.OrderService`: each rpc checks its request in the HTTP API's order
+//! (order id, metadata, then the message), calls one use case, answers.
+
+use application::{
+    Actor, CommandContext, IdempotencyRequest, OrderCommands, OrderQueries, SummaryFilter,
+    SummaryQueries,
+};
+use axum::http::{Method, Uri};
+use chrono::{DateTime, Utc};
+use domain::{CustomerId, OrderId, ProductId};
+use prost::Message;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::layers::CorrelationId;
+use super::proto::order_service_server::{self, OrderService};
+use super::{convert, proto, status};
+use crate::http::from_grpc;
+
+/// The largest and the default page of `ListOrders`, as over HTTP.
+const MAX_PAGE: u32 = 100;
+const DEFAULT_PAGE: u32 = 20;
+
+/// The use cases behind the rpcs.
+#[derive(Debug, Clone)]
+pub(crate) struct OrderRpcs {
+    pub(crate) commands: OrderCommands,
+    pub(crate) queries: OrderQueries,
+    pub(crate) summaries: SummaryQueries,
+}
+
+/// One request taken apart: who sends it, under which correlation id, its metadata
+/// and message, and which rpc it is (for the idempotency fingerprint).
+struct Call<M> {
+    rpc: &'static str,
+    actor: Actor,
+    correlation_id: String,
+    metadata: MetadataMap,
+    message: M,
+}
+
+impl<M: Message> Call<M> {
+    /// # Errors
+    /// INTERNAL when the rpc is not behind the authentication and correlation layers.
+    fn new(rpc: &'static str, request: Request<M>) -> Result<Self, Status> {
+        let (metadata, extensions, message) = request.into_parts();
+        let (Some(actor), Some(CorrelationId(correlation_id))) = (
+            extensions.get::<Actor>().cloned(),
+            extensions.get::<CorrelationId>().cloned(),
+        ) else {
+            tracing::error!(
+                rpc,
+                "an rpc is not behind the authentication and correlation layers"
+            );
+            return Err(Status::internal(
+                "an internal error occurred; it has been logged",
+            ));
+        };
+        Ok(Self {
+            rpc,
+            actor,
+            correlation_id,
+            metadata,
+            message,
+        })
+    }
+
+    /// The command's context: `expected_version` from the message, the idempotency key
+    /// and trace context from the metadata. Two requests are the same for an
+    /// idempotency key when their rpc and message (encoded) are.
+    ///
+    /// # Errors
+    /// INVALID_ARGUMENT when `idempotency-key` is malformed.
+    fn context(&self, expected_version: Option<u64>) -> Result<CommandContext, Status> {
+        let idempotency = match self.metadata.get("idempotency-key") {
+            None => None,
+            Some(value) => {
+                let key = crate::http::visible_ascii(value.as_bytes(), 255).ok_or_else(|| {
+                    status::invalid(
+                        "idempotency-key",
+                        "must be 1 to 255 visible ASCII characters",
+                    )
+                })?;
+                let path = format!("/{}/{}", order_service_server::SERVICE_NAME, self.rpc);
+                let uri = Uri::try_from(path).map_err(|error| {
+                    tracing::error!(%error, rpc = self.rpc, "an rpc path is not a URI");
+                    Status::internal("an internal error occurred; it has been logged")
+                })?;
+                Some(IdempotencyRequest {
+                    scope: self.actor.idempotency_scope().to_owned(),
+                    key,
+                    fingerprint: crate::http::fingerprint(
+                        &Method::POST,
+                        &uri,
+                        &self.message.encode_to_vec(),
+                    ),
+                })
+            }
+        };
+        let traceparent = self
+            .metadata
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| crate::http::is_traceparent(v))
+            .map(str::to_owned);
+        Ok(CommandContext {
+            actor: self.actor.clone(),
+            correlation_id: self.correlation_id.clone(),
+            command_id: Uuid::now_v7(),
+            traceparent,
+            expected_version,
+            idempotency,
+        })
+    }
+}
+
+/// An order id field.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming `field` when it is not a UUID.
+fn order_id(field: &str, text: &str) -> Result<OrderId, Status> {
+    OrderId::parse(text)
+        .map_err(|_| status::invalid(field, format!("{} is not a UUID", quote(text))))
+}
+
+/// A client's value quoted in a message, cut short: messages travel in headers.
+fn quote(text: &str) -> String {
+    format!("{:?}", status::truncate(text, 40))
+}
+
+type Ack = Result<Response<proto::CommandAck>, Status>;
+
+fn ack(outcome: application::CommandOutcome) -> Ack {
+    Ok(Response::new(convert::ack(outcome)))
+}
+
+#[tonic::async_trait]
+impl OrderService for OrderRpcs {
+    async fn create_order(&self, request: Request<proto::CreateOrderRequest>) -> Ack {
+        let call = Call::new("CreateOrder", request)?;
+        let ctx = call.context(None)?;
+        let command = from_grpc::place_order(call.message).map_err(status::from_api)?;
+        let outcome = self.commands.place(&ctx, command).await;
+        ack(outcome.map_err(status::from_command)?)
+    }
+
+    async fn add_item(&self, request: Request<proto::AddItemRequest>) -> Ack {
+        let call = Call::new("AddItem", request)?;
+        let id = order_id("order_id", &call.message.order_id)?;
+        let ctx = call.context(call.message.expected_version)?;
+        let line = from_grpc::new_line(&call.message).map_err(status::from_api)?;
+        let outcome = self.commands.add_item(&ctx, id, line).await;
+        ack(outcome.map_err(status::from_command)?)
+    }
+
+    async fn remove_item(&self, request: Request<proto::RemoveItemRequest>) -> Ack {
+        let call = Call::new("RemoveItem", request)?;
+        let id = order_id("order_id", &call.message.order_id)?;
+        let product = ProductId::parse(call.message.product_id.clone())
+            .map_err(|e| status::invalid("product_id", e.to_string()))?;
+        let ctx = call.context(call.message.expected_version)?;
+        let outcome = self.commands.remove_item(&ctx, id, product).await;
+        ack(outcome.map_err(status::from_command)?)
+    }
+
+    async fn change_delivery_address(
+        &self,
+        request: Request<proto::ChangeDeliveryAddressRequest>,
+    ) -> Ack {
+        let call = Call::new("ChangeDeliveryAddress", request)?;
+        let id = order_id("order_id", &call.message.order_id)?;
+        let ctx = call.context(call.message.expected_version)?;
+        let address = from_grpc::delivery_address(&call.message).map_err(status::from_api)?;
+        let outcome = self
+            .commands
+            .change_delivery_address(&ctx, id, address)
+            .await;
+        ack(outcome.map_err(status::from_command)?)
+    }
+
+    async fn pay(&self, request: Request<proto::PayRequest>) -> Ack {
+        let call = Call::new("Pay", request)?;
+        let id = order_id("order_id", &call.message.order_id)?;
+        let ctx = call.context(call.message.expected_version)?;
+        let (payment_id, amount, method) =
+            from_grpc::payment(&call.message).map_err(status::from_api)?;
+        let outcome = self
+            .commands
+            .pay(&ctx, id, payment_id, amount, method)
+            .await;
+        ack(outcome.map_err(status::from_command)?)
+    }
+
+    async fn ship(&self, request: Request<proto::ShipRequest>) -> Ack {
+        let call = Call::new("Ship", request)?;
+        let id = order_id("order_id", &call.message.order_id)?;
+        let ctx = call.context(call.message.expected_version)?;
+        let (tracking, carrier) = from_grpc::shipment(&call.message).map_err(status::from_api)?;
+        let outcome = self.commands.ship(&ctx, id, tracking, carrier).await;
+        ack(outcome.map_err(status::from_command)?)
+    }
+
+    async fn cancel(&self, request: Request<proto::CancelRequest>) -> Ack {
+        let call = Call::new("Cancel", request)?;
+        let id = order_id("order_id", &call.message.order_id)?;
+        let ctx = call.context(call.message.expected_version)?;
+        let reason = from_grpc::cancellation(&call.message).map_err(status::from_api)?;
+        let outcome = self.commands.cancel(&ctx, id, reason).await;
+        ack(outcome.map_err(status::from_command)?)
+    }
+
+    async fn get_order(
+        &self,
+        request: Request<proto::GetOrderRequest>,
+    ) -> Result<Response<proto::Order>, Status> {
+        let call = Call::new("GetOrder", request)?;
+        let id = order_id("order_id", &call.message.order_id)?;
+        let as_of = call
+            .message
+            .as_of
+            .as_deref()
+            .map(|text| {
+                DateTime::parse_from_rfc3339(text)
+                    .map(|at| at.with_timezone(&Utc))
+                    .map_err(|_| {
+                        let text = quote(text);
+                        status::invalid("as_of", format!("{text} is not an RFC 3339 date-time"))
+                    })
+            })
+            .transpose()?;
+        let order = self.queries.get(&call.actor, id, as_of).await;
+        let order = order.map_err(status::from_query)?;
+        Ok(Response::new(convert::order(&order)))
+    }
+
+    async fn get_history(
+        &self,
+        request: Request<proto::GetHistoryRequest>,
+    ) -> Result<Response<proto::History>, Status> {
+        let call = Call::new("GetHistory", request)?;
+        let id = order_id("order_id", &call.message.order_id)?;
+        let events = self.queries.history(&call.actor, id).await;
+        let events = events.map_err(status::from_query)?;
+        Ok(Response::new(proto::History {
+            order_id: id.to_string(),
+            events: events.iter().map(convert::event).collect(),
+        }))
+    }
+
+    async fn list_orders(
+        &self,
+        request: Request<proto::ListOrdersRequest>,
+    ) -> Result<Response<proto::ListOrdersResponse>, Status> {
+        let call = Call::new("ListOrders", request)?;
+        let message = &call.message;
+        let limit = match message.limit {
+            None => DEFAULT_PAGE,
+            Some(limit) if (1..=MAX_PAGE).contains(&limit) => limit,
+            Some(limit) => {
+                return Err(status::invalid(
+                    "limit",
+                    format!("{limit} is not an integer from 1 to {MAX_PAGE}"),
+                ))
+            }
+        };
+        let status = convert::status_filter(message.status).map_err(|()| {
+            status::invalid(
+                "status",
+                format!("{} is not an OrderStatus", message.status),
+            )
+        })?;
+        let customer_id = message
+            .customer_id
+            .clone()
+            .map(|text| {
+                CustomerId::parse(text).map_err(|e| status::invalid("customer_id", e.to_string()))
+            })
+            .transpose()?;
+        let after = message
+            .cursor
+            .as_deref()
+            .map(|text| {
+                crate::http::cursor::decode(text)
+                    .ok_or_else(|| status::invalid("cursor", "is malformed"))
+            })
+            .transpose()?;
+        let filter = SummaryFilter {
+            customer_id,
+            status,
+            limit,
+            after,
+        };
+        let page = self.summaries.list(&call.actor, &filter).await;
+        let page = page.map_err(status::from_query)?;
+        Ok(Response::new(proto::ListOrdersResponse {
+            items: page.items.iter().map(convert::summary).collect(),
+            next_cursor: page
+                .next
+                .map(|(at, id)| crate::http::cursor::encode(at, id)),
+            read_model_lag_ms: u64::try_from(page.lag.as_millis()).unwrap_or(u64::MAX),
+        }))
+    }
+}
