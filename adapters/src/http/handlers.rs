@@ -444,7 +444,7 @@ pub(crate) mod cursor {
     }
 
     pub(crate) fn decode(text: &str) -> Option<(DateTime<Utc>, OrderId)> {
-        if text.len() % 2 != 0 || text.len() > 200 {
+        if !text.len().is_multiple_of(2) || text.len() > 200 {
             return None;
         }
         let bytes: Option<Vec<u8>> = (0..text.len())
