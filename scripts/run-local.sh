@@ -11,6 +11,7 @@
 # Settings (environment):
 #   KAFKA_PORT        broker port              (default 9092)
 #   HTTP_PORT         order-service HTTP port  (default 8080)
+#   GRPC_PORT         order-service gRPC port  (default 50051)
 #   RELAY_ADMIN_PORT  outbox-relay admin port  (default 9464)
 #   ORDERS_TOPIC      topic for order events   (default orders.events)
 #   RUST_LOG          log filter for service and relay (default info)
@@ -27,6 +28,7 @@ cd "$REPO_ROOT"
 
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 HTTP_PORT="${HTTP_PORT:-8080}"
+GRPC_PORT="${GRPC_PORT:-50051}"
 RELAY_ADMIN_PORT="${RELAY_ADMIN_PORT:-9464}"
 ORDERS_TOPIC="${ORDERS_TOPIC:-orders.events}"
 DB_NAME="orders"
@@ -38,9 +40,9 @@ mkdir -p "$LOG_DIR"
 install_cleanup_trap
 
 # Fail early and clearly if a port we need is taken (e.g. an earlier run).
-for port in "$KAFKA_PORT" "$HTTP_PORT" "$RELAY_ADMIN_PORT"; do
+for port in "$KAFKA_PORT" "$HTTP_PORT" "$GRPC_PORT" "$RELAY_ADMIN_PORT"; do
     if port_open "$port"; then
-        die "port ${port} is already in use (an earlier run-local.sh still running?). Stop it, or set KAFKA_PORT / HTTP_PORT / RELAY_ADMIN_PORT."
+        die "port ${port} is already in use (an earlier run-local.sh still running?). Stop it, or set KAFKA_PORT / HTTP_PORT / GRPC_PORT / RELAY_ADMIN_PORT."
     fi
 done
 
@@ -74,9 +76,12 @@ printf '%s\n' "$OPERATOR_TOKEN" >"$REPO_ROOT/.local/operator.token"
 # --- start the two binaries -----------------------------------------------------
 export RUST_LOG="${RUST_LOG:-info}"
 
-log "starting order-service on 127.0.0.1:${HTTP_PORT} (log: .local/logs/order-service.log)"
+log "starting order-service on 127.0.0.1:${HTTP_PORT} (HTTP) and 127.0.0.1:${GRPC_PORT} (gRPC) (log: .local/logs/order-service.log)"
 env DATABASE_URL="$DATABASE_URL" \
     HTTP_ADDR="127.0.0.1:${HTTP_PORT}" \
+    GRPC_ADDR="127.0.0.1:${GRPC_PORT}" \
+    KAFKA_BROKERS="127.0.0.1:${KAFKA_PORT}" \
+    ORDERS_TOPIC="$ORDERS_TOPIC" \
     target/release/order-service >"$LOG_DIR/order-service.log" 2>&1 </dev/null &
 SERVICE_PID=$!
 track_pid "$SERVICE_PID"
@@ -119,7 +124,7 @@ cat <<EOF
 =====================================================================
  Everything is up.
 
-   order-service   http://127.0.0.1:${HTTP_PORT}        (pid ${SERVICE_PID})
+   order-service   http://127.0.0.1:${HTTP_PORT}, gRPC 127.0.0.1:${GRPC_PORT} (pid ${SERVICE_PID})
    outbox-relay    http://127.0.0.1:${RELAY_ADMIN_PORT}/healthz (pid ${RELAY_PID})
    Kafka (tansu)   127.0.0.1:${KAFKA_PORT}, topic ${ORDERS_TOPIC} (pid ${BROKER_PID})
    PostgreSQL      ${DATABASE_URL}
@@ -140,6 +145,12 @@ cat <<EOF
  Only an operator ships (the token is in .local/operator.token):
 
    curl -sS -X POST http://127.0.0.1:${HTTP_PORT}/orders/<id>/shipment -H "Authorization: Bearer \$(cat .local/operator.token)" -H 'Content-Type: application/json' -d '{"trackingNumber":"TRK-1","carrier":"VNPost"}'
+
+ The same over gRPC (orders.v1.OrderService, adapters/proto/), with scripts/grpc-call.sh
+ (a small grpcurl; its first run installs grpcio into .local/venv):
+
+   TOKEN=\$(cat .local/customer.token) GRPC_ADDR=127.0.0.1:${GRPC_PORT} scripts/grpc-call.sh CreateOrder '{"customer":{"customerId":"c-1","name":"Alice","phone":"+84 900 000 000","address":{"line1":"1 Le Loi","city":"Ho Chi Minh City","country":"VN"}},"currency":"VND","items":[{"productId":"sku-1","quantity":2,"unitPrice":150000}]}'
+   TOKEN=\$(cat .local/customer.token) GRPC_ADDR=127.0.0.1:${GRPC_PORT} scripts/grpc-call.sh GetOrder '{"orderId":"<id>"}'
 
  Press Ctrl-C to stop everything.
 =====================================================================

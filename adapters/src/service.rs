@@ -327,27 +327,51 @@ pub fn parse_addr(text: &str) -> anyhow::Result<SocketAddr> {
     Ok(text.parse()?)
 }
 
+/// The use cases every API calls, on one pool: the event store with snapshots, the
+/// discount policy, the read model.
+struct UseCases {
+    commands: OrderCommands,
+    queries: OrderQueries,
+    summaries: SummaryQueries,
+}
+
+impl UseCases {
+    fn build(pool: &PgPool, settings: &ServiceSettings) -> anyhow::Result<Self> {
+        let store = Arc::new(PgEventStore::new(pool.clone()));
+        let policy = Arc::new(
+            DiscountTable::parse(&settings.discount_codes)
+                .context("DISCOUNT_CODES is malformed")?,
+        );
+        let commands = OrderCommands::new(
+            store.clone(),
+            OrderFactory::new(policy),
+            Arc::new(PublishAll),
+            Arc::new(SystemClock),
+        )
+        .with_max_attempts(settings.max_attempts)
+        .with_snapshots(store.clone(), settings.snapshot_interval);
+        Ok(Self {
+            commands,
+            queries: OrderQueries::new(store.clone()).with_snapshots(store),
+            summaries: SummaryQueries::new(Arc::new(PgReadModel::new(pool.clone()))),
+        })
+    }
+}
+
 /// Builds the HTTP application on a pool: event store, use cases, router.
 ///
 /// # Errors
 /// When the discount table or the metrics registry cannot be built.
 pub fn build_router(pool: PgPool, settings: &ServiceSettings) -> anyhow::Result<Router> {
-    let store = Arc::new(PgEventStore::new(pool.clone()));
-    let policy = Arc::new(
-        DiscountTable::parse(&settings.discount_codes).context("DISCOUNT_CODES is malformed")?,
-    );
-    let commands = OrderCommands::new(
-        store.clone(),
-        OrderFactory::new(policy),
-        Arc::new(PublishAll),
-        Arc::new(SystemClock),
-    )
-    .with_max_attempts(settings.max_attempts)
-    .with_snapshots(store.clone(), settings.snapshot_interval);
+    let UseCases {
+        commands,
+        queries,
+        summaries,
+    } = UseCases::build(&pool, settings)?;
     let state = AppState {
         commands,
-        queries: OrderQueries::new(store.clone()).with_snapshots(store),
-        summaries: SummaryQueries::new(Arc::new(PgReadModel::new(pool.clone()))),
+        queries,
+        summaries,
         pool,
         metrics: Arc::new(HttpMetrics::new()?),
         auth: settings.auth.clone(),
@@ -362,22 +386,15 @@ pub fn build_router(pool: PgPool, settings: &ServiceSettings) -> anyhow::Result<
 /// # Errors
 /// When the discount table cannot be built.
 pub fn build_grpc(pool: PgPool, settings: &ServiceSettings) -> anyhow::Result<Routes> {
-    let store = Arc::new(PgEventStore::new(pool.clone()));
-    let policy = Arc::new(
-        DiscountTable::parse(&settings.discount_codes).context("DISCOUNT_CODES is malformed")?,
-    );
-    let commands = OrderCommands::new(
-        store.clone(),
-        OrderFactory::new(policy),
-        Arc::new(PublishAll),
-        Arc::new(SystemClock),
-    )
-    .with_max_attempts(settings.max_attempts)
-    .with_snapshots(store.clone(), settings.snapshot_interval);
+    let UseCases {
+        commands,
+        queries,
+        summaries,
+    } = UseCases::build(&pool, settings)?;
     let state = GrpcState {
         commands,
-        queries: OrderQueries::new(store.clone()).with_snapshots(store),
-        summaries: SummaryQueries::new(Arc::new(PgReadModel::new(pool))),
+        queries,
+        summaries,
         auth: settings.auth.clone(),
         message_limit: settings.body_limit,
     };

@@ -184,7 +184,7 @@ impl OrderCommands {
     /// # Errors
     /// `Rejected` by the factory's rules, `Forbidden`, `AlreadyExists`, `IdempotencyKeyReused`,
     /// `Unavailable`, `Internal`.
-    #[tracing::instrument(skip_all, fields(order_id = %command.id), err)]
+    #[tracing::instrument(skip_all, fields(order_id = %command.id), err(level = "debug"))]
     pub async fn place(
         &self,
         ctx: &CommandContext,
@@ -322,7 +322,7 @@ impl OrderCommands {
     /// # Errors
     /// `NotFound` (also for an order the actor may not see), `Forbidden`, `VersionMismatch`, `Rejected`, `Conflict`, `IdempotencyKeyReused`,
     /// `Unavailable`, `Internal`; in every case nothing was written.
-    #[tracing::instrument(skip_all, fields(order_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(order_id = %id), err(level = "debug"))]
     async fn change<F>(
         &self,
         ctx: &CommandContext,

@@ -8,6 +8,9 @@
 //! leaves nothing. A lost race (another command appended first) is re-run on the fresh
 //! state a few times, then reported as a conflict.
 //!
+//! Use cases log their refusals at debug level (a refused command is the client's
+//! business); the adapters log infrastructure failures and bugs at warn and error.
+//!
 //! Ports are `async-trait` traits used as `Arc<dyn Port>` throughout the codebase.
 //!
 //! # Layout

@@ -158,7 +158,7 @@ impl OrderQueries {
     /// # Errors
     /// `NotFound` when it does not exist (or did not yet at `as_of`), or `actor` may not
     /// see it; `Forbidden` when `actor` may not read orders.
-    #[tracing::instrument(skip_all, fields(order_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(order_id = %id), err(level = "debug"))]
     pub async fn get(
         &self,
         actor: &Actor,
@@ -179,7 +179,7 @@ impl OrderQueries {
     ///
     /// # Errors
     /// As [`OrderQueries::get`].
-    #[tracing::instrument(skip_all, fields(order_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(order_id = %id), err(level = "debug"))]
     pub async fn history(
         &self,
         actor: &Actor,
