@@ -7,17 +7,16 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::openapi::OPEN_PATHS;
 use crate::auth::Authenticator;
-
-/// The routes anyone may call: probes, metrics and the API's description.
-pub(super) const OPEN_ROUTES: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
 
 pub(super) async fn authenticate(
     State(auth): State<Authenticator>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    if OPEN_ROUTES.contains(&request.uri().path()) {
+    // The same list the OpenAPI document leaves without security.
+    if OPEN_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
     let headers = request.headers();
