@@ -3,55 +3,36 @@
 //! time), authentication (UNAUTHENTICATED comes first, as 401 does), then the
 //! correlation id.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use tokio::sync::Semaphore;
 use tonic::Status;
 use uuid::Uuid;
 
 use crate::auth::Authenticator;
-use crate::http::HttpLimits;
-
-/// The guard's shared state: one budget of requests in flight for the gRPC server.
-#[derive(Debug, Clone)]
-pub(crate) struct Guard {
-    permits: Arc<Semaphore>,
-    timeout: Duration,
-}
-
-impl From<HttpLimits> for Guard {
-    fn from(limits: HttpLimits) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
-            timeout: limits.request_timeout,
-        }
-    }
-}
+use crate::http::{Guard, Refusal};
 
 fn answer(status: Status) -> Response {
     status.into_http()
 }
 
-/// Bounds concurrent requests and their duration: when saturated it answers
-/// RESOURCE_EXHAUSTED at once instead of queueing; a request that takes too long
-/// answers UNAVAILABLE (and, its work dropped before committing, writes nothing).
+/// Bounds concurrent requests and their duration (the HTTP API's [`Guard`], with a
+/// budget of its own): when saturated it answers RESOURCE_EXHAUSTED at once instead of
+/// queueing; a request that takes too long answers UNAVAILABLE (and, its work dropped
+/// before committing, writes nothing).
 pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
-    let Ok(_permit) = guard.permits.clone().try_acquire_owned() else {
-        return answer(Status::resource_exhausted(
-            "too many requests in flight; retry later",
-        ));
-    };
-    match tokio::time::timeout(guard.timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => answer(Status::unavailable(
-            "the request took too long; retry later",
-        )),
-    }
+    guard
+        .run(next.run(request))
+        .await
+        .unwrap_or_else(|refusal| match refusal {
+            Refusal::Overloaded => answer(Status::resource_exhausted(
+                "too many requests in flight; retry later",
+            )),
+            Refusal::TimedOut => answer(Status::unavailable(
+                "the request took too long; retry later",
+            )),
+        })
 }
 
 /// Authenticates the request from its `authorization` (and, with authentication off,

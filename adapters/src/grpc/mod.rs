@@ -68,7 +68,7 @@ pub fn routes(state: GrpcState, limits: HttpLimits) -> Routes {
             layers::authenticate,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            layers::Guard::from(limits),
+            crate::http::Guard::from(limits),
             layers::guard,
         ));
     Routes::from(router)

@@ -1,7 +1,5 @@
 //! One handler per route: parse the request, call one use case, answer.
 
-use std::sync::Arc;
-
 use application::SummaryFilter;
 use application::{Actor, CommandOutcome};
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -13,63 +11,43 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use domain::{CustomerId, OrderId, OrderStatus, ProductId};
 use serde::Deserialize;
-use tokio::sync::Semaphore;
 
 use super::dto::{
     AckResponse, AddressRequest, CancellationRequest, CreateOrderRequest, ItemRequest,
     OrderResponse, PaymentRequest, ShipmentRequest, SummaryPageResponse, SummaryResponse,
 };
 use super::extract::{correlation_id, CommandRequest, JsonBody};
+use super::guard::{Guard, Refusal};
 use super::openapi::{
     Acknowledged, CommandHeaders, CommandProblems, CorrelationHeader, CreateHeaders,
     CreateProblems, Created, Healthy, HistoryFound, LinePath, ListProblems, MetricsText,
     OpenProblems, OrderFound, OrderPath, OrderQueryProblems, PageFound, RemoveItemProblems,
 };
 use super::problem::ApiError;
-use super::{AppState, HttpLimits};
+use super::AppState;
 
 type Answer = Result<Response, ApiError>;
 
 /// Middleware: bounds concurrent requests and their duration; when saturated it answers
 /// 503 with `Retry-After` at once instead of queueing without bound.
-pub(super) async fn guard(
-    State(limits): State<GuardState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Ok(_permit) = limits.permits.clone().try_acquire_owned() else {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "too many requests in flight; retry later",
-        )
-        .into_response();
-    };
-    match tokio::time::timeout(limits.timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "the request took too long; retry later",
-        )
-        .into_response(),
-    }
-}
-
-/// The guard's shared state.
-#[derive(Debug, Clone)]
-pub(super) struct GuardState {
-    permits: Arc<Semaphore>,
-    timeout: std::time::Duration,
-}
-
-impl From<HttpLimits> for GuardState {
-    fn from(limits: HttpLimits) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
-            timeout: limits.request_timeout,
-        }
-    }
+pub(super) async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    guard
+        .run(next.run(request))
+        .await
+        .unwrap_or_else(|refusal| match refusal {
+            Refusal::Overloaded => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "too many requests in flight; retry later",
+            )
+            .into_response(),
+            Refusal::TimedOut => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the request took too long; retry later",
+            )
+            .into_response(),
+        })
 }
 
 /// Middleware: reads or makes the correlation id and echoes it on the response.

@@ -12,6 +12,7 @@
 mod auth;
 mod dto;
 mod extract;
+mod guard;
 mod handlers;
 mod metrics;
 mod openapi;
@@ -26,6 +27,7 @@ use sqlx::PgPool;
 
 use crate::auth::Authenticator;
 
+pub(crate) use guard::{Guard, Refusal};
 pub use metrics::HttpMetrics;
 pub use openapi::document;
 pub use problem::{ApiError, FieldError};
@@ -77,7 +79,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
             auth::authenticate,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            handlers::GuardState::from(limits),
+            guard::Guard::from(limits),
             handlers::guard,
         ))
         .layer(Extension(openapi::DocumentJson::new(&document)))
