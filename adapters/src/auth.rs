@@ -10,6 +10,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use application::{Actor, Role};
+use axum::http::{header, HeaderMap};
 use domain::CustomerId;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -141,6 +142,18 @@ impl Authenticator {
                 keys.verify(token)
             }
         }
+    }
+
+    /// The actor behind a request, from its `Authorization` and `X-User-Id` headers
+    /// (gRPC metadata arrives as the same headers).
+    ///
+    /// # Errors
+    /// As [`Authenticator::authenticate`].
+    pub fn authenticate_headers(&self, headers: &HeaderMap) -> Result<Actor, AuthError> {
+        self.authenticate(
+            headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
+            headers.get("x-user-id").map(|v| v.as_bytes()),
+        )
     }
 
     /// Signs a token for `claims` (the `token` subcommand, tests).

@@ -4,7 +4,7 @@
 //! correlation id.
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use tonic::Status;
@@ -42,11 +42,7 @@ pub(crate) async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let headers = request.headers();
-    let actor = auth.authenticate(
-        headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
-        headers.get("x-user-id").map(|v| v.as_bytes()),
-    );
+    let actor = auth.authenticate_headers(request.headers());
     match actor {
         Ok(actor) => {
             request.extensions_mut().insert(actor);

@@ -3,7 +3,6 @@
 //! [`application::Actor`] to the handlers as a request extension.
 
 use axum::extract::{Request, State};
-use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -19,11 +18,7 @@ pub(super) async fn authenticate(
     if OPEN_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    let headers = request.headers();
-    let actor = auth.authenticate(
-        headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
-        headers.get("x-user-id").map(|v| v.as_bytes()),
-    );
+    let actor = auth.authenticate_headers(request.headers());
     match actor {
         Ok(actor) => {
             request.extensions_mut().insert(actor);
