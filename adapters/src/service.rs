@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use application::{
-    OrderCommands, OrderQueries, Projector, PublishAll, SummaryQueries, SystemClock,
+    OrderCommands, OrderQueries, Projector, PublishAll, Role, SummaryQueries, SystemClock,
 };
 use axum::Router;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -163,12 +163,12 @@ pub enum RoleArg {
     Admin,
 }
 
-impl RoleArg {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Customer => "customer",
-            Self::Operator => "operator",
-            Self::Admin => "admin",
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Customer => Self::Customer,
+            RoleArg::Operator => Self::Operator,
+            RoleArg::Admin => Self::Admin,
         }
     }
 }
@@ -189,7 +189,11 @@ impl TokenArgs {
             sub: self.sub.clone(),
             exp: auth::expiry_in(Duration::from_secs(self.ttl_seconds)),
             iat: Some(auth::now_seconds()),
-            roles: self.roles.iter().map(|r| r.name().to_owned()).collect(),
+            roles: self
+                .roles
+                .iter()
+                .map(|r| Role::from(*r).as_str().to_owned())
+                .collect(),
             customer_id: self.customer_id.clone(),
         })
     }
