@@ -4,14 +4,12 @@
 //! correlation id.
 
 use axum::extract::{Request, State};
-use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use tonic::Status;
-use uuid::Uuid;
 
 use crate::auth::Authenticator;
-use crate::http::{Guard, Refusal};
+use crate::http::{CorrelationId, Guard, Refusal};
 
 fn answer(status: Status) -> Response {
     status.into_http()
@@ -52,30 +50,14 @@ pub(crate) async fn authenticate(
     }
 }
 
-/// The request's correlation id: `x-correlation-id` when given, else generated.
-#[derive(Debug, Clone)]
-pub(crate) struct CorrelationId(pub(crate) String);
-
-/// Reads or makes the correlation id (1 to 200 visible ASCII characters; malformed is
+/// Reads or makes the correlation id (the HTTP API's [`CorrelationId`]; malformed is
 /// INVALID_ARGUMENT) and echoes it in the response metadata.
-pub(crate) async fn correlate(mut request: Request, next: Next) -> Response {
-    let correlation = match request.headers().get("x-correlation-id") {
-        None => Uuid::now_v7().to_string(),
-        Some(value) => match crate::http::visible_ascii(value.as_bytes(), 200) {
-            Some(id) => id,
-            None => {
-                return answer(super::status::invalid(
-                    "x-correlation-id",
-                    "must be 1 to 200 visible ASCII characters",
-                ))
-            }
-        },
-    };
-    let echo = HeaderValue::from_str(&correlation).ok();
-    request.extensions_mut().insert(CorrelationId(correlation));
-    let mut response = next.run(request).await;
-    if let Some(echo) = echo {
-        response.headers_mut().insert("x-correlation-id", echo);
+pub(crate) async fn correlate(request: Request, next: Next) -> Response {
+    match CorrelationId::from_headers(request.headers()) {
+        Some(correlation) => correlation.run(request, next).await,
+        None => answer(super::status::invalid(
+            "x-correlation-id",
+            CorrelationId::RULE,
+        )),
     }
-    response
 }

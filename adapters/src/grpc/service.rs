@@ -13,10 +13,9 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::layers::CorrelationId;
 use super::proto::order_service_server::{self, OrderService};
 use super::{convert, proto, status};
-use crate::http::from_grpc;
+use crate::http::{from_grpc, CorrelationId};
 
 /// The largest and the default page of `ListOrders`, as over HTTP.
 const MAX_PAGE: u32 = 100;

@@ -5,7 +5,9 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, Method, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Uri};
+use axum::middleware::Next;
+use axum::response::Response;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
@@ -119,21 +121,33 @@ fn parse_shape<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
 }
 
 /// The correlation id of a request: `X-Correlation-Id` when given, else generated.
+/// HTTP and gRPC (`x-correlation-id` metadata) read it alike.
 #[derive(Debug, Clone)]
-pub(super) struct CorrelationId(pub String);
+pub(crate) struct CorrelationId(pub(crate) String);
 
-/// Reads `X-Correlation-Id` (1 to 200 visible ASCII characters).
-///
-/// # Errors
-/// 400 when it is present and malformed.
-pub(super) fn correlation_id(headers: &HeaderMap) -> Result<CorrelationId, ApiError> {
-    match headers.get("x-correlation-id") {
-        None => Ok(CorrelationId(Uuid::now_v7().to_string())),
-        Some(value) => visible_ascii(value.as_bytes(), 200)
-            .map(CorrelationId)
-            .ok_or_else(|| {
-                ApiError::bad_request("X-Correlation-Id must be 1 to 200 visible ASCII characters")
-            }),
+impl CorrelationId {
+    /// What a malformed `X-Correlation-Id` is told.
+    pub(crate) const RULE: &'static str = "must be 1 to 200 visible ASCII characters";
+
+    /// `X-Correlation-Id` when given (1 to 200 visible ASCII characters), else a new
+    /// id; `None` when it is present and malformed.
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Option<Self> {
+        match headers.get("x-correlation-id") {
+            None => Some(Self(Uuid::now_v7().to_string())),
+            Some(value) => visible_ascii(value.as_bytes(), 200).map(Self),
+        }
+    }
+
+    /// Runs the rest of the request with this id among its extensions, and echoes it
+    /// on the response.
+    pub(crate) async fn run(self, mut request: Request, next: Next) -> Response {
+        let echo = HeaderValue::from_str(&self.0).ok();
+        request.extensions_mut().insert(self);
+        let mut response = next.run(request).await;
+        if let Some(echo) = echo {
+            response.headers_mut().insert("x-correlation-id", echo);
+        }
+        response
     }
 }
 

@@ -16,7 +16,7 @@ use super::dto::{
     AckResponse, AddressRequest, CancellationRequest, CreateOrderRequest, ItemRequest,
     OrderResponse, PaymentRequest, ShipmentRequest, SummaryPageResponse, SummaryResponse,
 };
-use super::extract::{correlation_id, CommandRequest, JsonBody};
+use super::extract::{CommandRequest, CorrelationId, JsonBody};
 use super::guard::{Guard, Refusal};
 use super::openapi::{
     Acknowledged, CommandHeaders, CommandProblems, CorrelationHeader, CreateHeaders,
@@ -51,18 +51,12 @@ pub(super) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
 }
 
 /// Middleware: reads or makes the correlation id and echoes it on the response.
-pub(super) async fn correlate(mut request: Request, next: Next) -> Response {
-    let correlation = match correlation_id(request.headers()) {
-        Ok(correlation) => correlation,
-        Err(error) => return error.into_response(),
-    };
-    let echo = HeaderValue::from_str(&correlation.0).ok();
-    request.extensions_mut().insert(correlation);
-    let mut response = next.run(request).await;
-    if let Some(echo) = echo {
-        response.headers_mut().insert("x-correlation-id", echo);
+pub(super) async fn correlate(request: Request, next: Next) -> Response {
+    match CorrelationId::from_headers(request.headers()) {
+        Some(correlation) => correlation.run(request, next).await,
+        None => ApiError::bad_request(format!("X-Correlation-Id {}", CorrelationId::RULE))
+            .into_response(),
     }
-    response
 }
 
 fn order_id(path: Result<Path<String>, PathRejection>) -> Result<OrderId, ApiError> {
