@@ -2,20 +2,19 @@
 //! (order id, metadata, then the message), calls one use case, answers.
 
 use application::{
-    Actor, CommandContext, IdempotencyRequest, OrderCommands, OrderQueries, SummaryFilter,
-    SummaryQueries,
+    Actor, CommandContext, OrderCommands, OrderQueries, SummaryFilter, SummaryQueries,
 };
-use axum::http::{Method, Uri};
+use axum::http::{HeaderMap, Method};
 use chrono::{DateTime, Utc};
 use domain::{CustomerId, OrderId, ProductId};
 use prost::Message;
-use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use super::proto::order_service_server::{self, OrderService};
 use super::{convert, proto, status};
-use crate::http::{from_grpc, CorrelationId};
+use crate::http::{
+    command_context, fingerprint, from_grpc, CorrelationId, MalformedIdempotencyKey,
+};
 
 /// The largest and the default page of `ListOrders`, as over HTTP.
 const MAX_PAGE: u32 = 100;
@@ -30,12 +29,13 @@ pub(crate) struct OrderRpcs {
 }
 
 /// One request taken apart: who sends it, under which correlation id, its metadata
-/// and message, and which rpc it is (for the idempotency fingerprint).
+/// (as the headers they travel in) and message, and which rpc it is (for the
+/// idempotency fingerprint).
 struct Call<M> {
     rpc: &'static str,
     actor: Actor,
-    correlation_id: String,
-    metadata: MetadataMap,
+    correlation: CorrelationId,
+    headers: HeaderMap,
     message: M,
 }
 
@@ -44,7 +44,7 @@ impl<M: Message> Call<M> {
     /// INTERNAL when the rpc is not behind the authentication and correlation layers.
     fn new(rpc: &'static str, request: Request<M>) -> Result<Self, Status> {
         let (metadata, extensions, message) = request.into_parts();
-        let (Some(actor), Some(CorrelationId(correlation_id))) = (
+        let (Some(actor), Some(correlation)) = (
             extensions.get::<Actor>().cloned(),
             extensions.get::<CorrelationId>().cloned(),
         ) else {
@@ -59,57 +59,34 @@ impl<M: Message> Call<M> {
         Ok(Self {
             rpc,
             actor,
-            correlation_id,
-            metadata,
+            correlation,
+            headers: metadata.into_headers(),
             message,
         })
     }
 
-    /// The command's context: `expected_version` from the message, the idempotency key
-    /// and trace context from the metadata. Two requests are the same for an
-    /// idempotency key when their rpc and message (encoded) are.
+    /// The command's context, read as HTTP reads it: `expected_version` from the
+    /// message, the idempotency key and trace context from the metadata. Two requests
+    /// are the same for an idempotency key when their rpc and message (encoded) are.
     ///
     /// # Errors
     /// INVALID_ARGUMENT when `idempotency-key` is malformed.
     fn context(&self, expected_version: Option<u64>) -> Result<CommandContext, Status> {
-        let idempotency = match self.metadata.get("idempotency-key") {
-            None => None,
-            Some(value) => {
-                let key = crate::http::visible_ascii(value.as_bytes(), 255).ok_or_else(|| {
-                    status::invalid(
-                        "idempotency-key",
-                        "must be 1 to 255 visible ASCII characters",
-                    )
-                })?;
-                let path = format!("/{}/{}", order_service_server::SERVICE_NAME, self.rpc);
-                let uri = Uri::try_from(path).map_err(|error| {
-                    tracing::error!(%error, rpc = self.rpc, "an rpc path is not a URI");
-                    Status::internal("an internal error occurred; it has been logged")
-                })?;
-                Some(IdempotencyRequest {
-                    scope: self.actor.idempotency_scope().to_owned(),
-                    key,
-                    fingerprint: crate::http::fingerprint(
-                        &Method::POST,
-                        &uri,
-                        &self.message.encode_to_vec(),
-                    ),
-                })
-            }
-        };
-        let traceparent = self
-            .metadata
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| crate::http::is_traceparent(v))
-            .map(str::to_owned);
-        Ok(CommandContext {
-            actor: self.actor.clone(),
-            correlation_id: self.correlation_id.clone(),
-            command_id: Uuid::now_v7(),
-            traceparent,
+        command_context(
+            self.actor.clone(),
+            &self.headers,
+            &self.correlation,
             expected_version,
-            idempotency,
+            || {
+                let path = format!("/{}/{}", order_service_server::SERVICE_NAME, self.rpc);
+                fingerprint(&Method::POST, &path, &self.message.encode_to_vec())
+            },
+        )
+        .map_err(|MalformedIdempotencyKey| {
+            status::invalid(
+                "idempotency-key",
+                "must be 1 to 255 visible ASCII characters",
+            )
         })
     }
 }

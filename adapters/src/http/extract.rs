@@ -151,7 +151,7 @@ impl CorrelationId {
     }
 }
 
-pub(crate) fn visible_ascii(bytes: &[u8], max: usize) -> Option<String> {
+fn visible_ascii(bytes: &[u8], max: usize) -> Option<String> {
     let ok =
         !bytes.is_empty() && bytes.len() <= max && bytes.iter().all(|b| (0x21..=0x7e).contains(b));
     ok.then(|| String::from_utf8_lossy(bytes).into_owned())
@@ -197,48 +197,55 @@ impl CommandRequest {
     /// # Errors
     /// 400 when `If-Match` or `Idempotency-Key` is malformed.
     pub(super) fn context(self, body: &[u8]) -> Result<CommandContext, ApiError> {
+        let expected_version = match self.headers.get(header::IF_MATCH) {
+            None => None,
+            Some(value) => parse_if_match(value.to_str().unwrap_or_default()).ok_or_else(|| {
+                ApiError::bad_request("If-Match must be a quoted version, such as \"3\"")
+            })?,
+        };
+        let target = self
+            .uri
+            .path_and_query()
+            .map_or(self.uri.path(), |p| p.as_str());
         command_context(
             self.actor,
             &self.headers,
-            &self.method,
-            &self.uri,
-            body,
             &self.correlation,
+            expected_version,
+            || fingerprint(&self.method, target, body),
         )
+        .map_err(|MalformedIdempotencyKey| {
+            ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
+        })
     }
 }
 
-/// Builds the command context of `actor` from the headers, the request line and the
-/// raw body.
+/// An `Idempotency-Key` (header or gRPC metadata) that is not 1 to 255 visible ASCII
+/// characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MalformedIdempotencyKey;
+
+/// Builds the command context of `actor`, read alike from HTTP headers and gRPC
+/// metadata: the `Idempotency-Key` (scoped to the actor; `fingerprint` makes what
+/// identifies the request, and is called only when there is a key) and `traceparent`
+/// (ignored when invalid, as W3C asks).
 ///
 /// # Errors
-/// 400 when `If-Match` or `Idempotency-Key` is malformed.
-fn command_context(
+/// When `Idempotency-Key` is malformed.
+pub(crate) fn command_context(
     actor: Actor,
     headers: &HeaderMap,
-    method: &Method,
-    uri: &Uri,
-    body: &[u8],
     correlation: &CorrelationId,
-) -> Result<CommandContext, ApiError> {
-    let expected_version = match headers.get(header::IF_MATCH) {
-        None => None,
-        Some(value) => parse_if_match(value.to_str().unwrap_or_default()).ok_or_else(|| {
-            ApiError::bad_request("If-Match must be a quoted version, such as \"3\"")
-        })?,
-    };
+    expected_version: Option<u64>,
+    fingerprint: impl FnOnce() -> String,
+) -> Result<CommandContext, MalformedIdempotencyKey> {
     let idempotency = match headers.get("idempotency-key") {
         None => None,
-        Some(value) => {
-            let key = visible_ascii(value.as_bytes(), 255).ok_or_else(|| {
-                ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
-            })?;
-            Some(IdempotencyRequest {
-                scope: actor.idempotency_scope().to_owned(),
-                key,
-                fingerprint: fingerprint(method, uri, body),
-            })
-        }
+        Some(value) => Some(IdempotencyRequest {
+            scope: actor.idempotency_scope().to_owned(),
+            key: visible_ascii(value.as_bytes(), 255).ok_or(MalformedIdempotencyKey)?,
+            fingerprint: fingerprint(),
+        }),
     };
     let traceparent = headers
         .get("traceparent")
@@ -275,7 +282,7 @@ fn parse_if_match(value: &str) -> Option<Option<u64>> {
 
 /// W3C trace context: `00-<32 hex>-<16 hex>-<2 hex>` (lower case, ids not all zero).
 /// An invalid header is ignored, as the specification asks.
-pub(crate) fn is_traceparent(value: &str) -> bool {
+fn is_traceparent(value: &str) -> bool {
     let parts: Vec<&str> = value.split('-').collect();
     let hex = |s: &str, n: usize| {
         s.len() == n
@@ -293,15 +300,11 @@ pub(crate) fn is_traceparent(value: &str) -> bool {
 }
 
 /// SHA-256 of method, path (with query) and body: what makes two requests "the same".
-pub(crate) fn fingerprint(method: &Method, uri: &Uri, body: &[u8]) -> String {
+pub(crate) fn fingerprint(method: &Method, target: &str, body: &[u8]) -> String {
     let mut hash = Sha256::new();
     hash.update(method.as_str().as_bytes());
     hash.update(b"\n");
-    hash.update(
-        uri.path_and_query()
-            .map_or(uri.path(), |p| p.as_str())
-            .as_bytes(),
-    );
+    hash.update(target.as_bytes());
     hash.update(b"\n");
     hash.update(body);
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()

@@ -34,7 +34,7 @@ pub use problem::{ApiError, FieldError};
 
 // Shared with the gRPC API, so that both accept and refuse the same requests.
 pub(crate) use dto::from_grpc;
-pub(crate) use extract::{fingerprint, is_traceparent, visible_ascii, CorrelationId};
+pub(crate) use extract::{command_context, fingerprint, CorrelationId, MalformedIdempotencyKey};
 pub(crate) use handlers::cursor;
 
 /// What every handler shares.
