@@ -395,10 +395,10 @@ async fn appending_at_a_stale_expected_version_is_a_conflict_and_writes_nothing(
 
     // Another writer's versions 1 and 2, appended as if the stream were still empty.
     let rival = paid_order_history(id);
-    let mut uow = store.begin().await.unwrap();
-    let error = uow.append(id, 0, &rival[..2]).await.unwrap_err();
+    let error = append_and_commit(&store, id, 0, &rival[..2])
+        .await
+        .unwrap_err();
     assert!(matches!(error, StoreError::VersionConflict), "{error:?}");
-    drop(uow);
 
     assert_eq!(written(&pool).await, before);
     let loaded = store.load(id).await.unwrap();
@@ -417,19 +417,16 @@ async fn appending_ahead_of_the_stream_is_a_conflict_and_leaves_no_gap(pool: PgP
     let before = written(&pool).await;
 
     // Version 3 after version 1: the stream is not at the expected version 2.
-    let mut uow = store.begin().await.unwrap();
-    let error = uow.append(id, 2, &events[2..]).await.unwrap_err();
-    assert!(matches!(error, StoreError::VersionConflict), "{error:?}");
-    drop(uow);
-    // An order that does not exist is at version 0.
-    let unknown = new_order_id();
-    let mut uow = store.begin().await.unwrap();
-    let error = uow
-        .append(unknown, 1, &paid_order_history(unknown)[1..2])
+    let error = append_and_commit(&store, id, 2, &events[2..])
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::VersionConflict), "{error:?}");
-    drop(uow);
+    // An order that does not exist is at version 0.
+    let unknown = new_order_id();
+    let error = append_and_commit(&store, unknown, 1, &paid_order_history(unknown)[1..2])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::VersionConflict), "{error:?}");
 
     assert_eq!(written(&pool).await, before);
     assert_eq!(stream_versions(&pool, id).await, [1]);
@@ -798,21 +795,21 @@ async fn a_unit_of_work_failing_half_way_leaves_neither_events_nor_outbox_rows(p
     let mut uow = store.begin().await.unwrap();
     uow.append(id, 0, &events).await.unwrap();
     uow.enqueue(&events).await.unwrap();
-    let error = uow
-        .remember(&IdempotencyRecord {
-            scope: String::new(),
-            key: "key-1".to_owned(),
-            fingerprint: "fp-2".to_owned(),
-            order_id: id,
-            version: 3,
-        })
-        .await
-        .unwrap_err();
+    uow.remember(&IdempotencyRecord {
+        scope: String::new(),
+        key: "key-1".to_owned(),
+        fingerprint: "fp-2".to_owned(),
+        order_id: id,
+        version: 3,
+    })
+    .await
+    .unwrap();
+    // The unit of work writes at commit, in one statement: the taken key refuses it all.
+    let error = uow.commit().await.unwrap_err();
     assert!(
         matches!(error, StoreError::IdempotencyKeyTaken),
         "{error:?}"
     );
-    drop(uow);
 
     assert_eq!(written(&pool).await, before);
     assert!(store.load(id).await.unwrap().is_empty());
@@ -830,8 +827,8 @@ async fn a_unit_of_work_committed_after_a_failed_write_refuses_and_writes_nothin
         .unwrap();
     let before = written(&pool).await;
 
-    // Stale (the database refuses the row) and ahead (the stream is not at the
-    // expected version): each after a good append to another order.
+    // A unit of work appends to one stream: a second append (stale or ahead, on
+    // another order) is refused, after a good append and its outbox rows.
     for (expected_version, range) in [(0, 0..1), (2, 2..3)] {
         let other = new_order_id();
         let other_events = paid_order_history(other);
@@ -842,11 +839,21 @@ async fn a_unit_of_work_committed_after_a_failed_write_refuses_and_writes_nothin
             .append(id, expected_version, &paid_order_history(id)[range])
             .await
             .unwrap_err();
-        assert!(matches!(error, StoreError::VersionConflict), "{error:?}");
+        assert!(matches!(error, StoreError::Other(_)), "{error:?}");
         let error = uow.commit().await.unwrap_err();
         assert!(matches!(error, StoreError::Other(_)), "{error:?}");
         assert_eq!(written(&pool).await, before);
     }
+    // A version that does not follow the expected one is refused at once, too.
+    let mut uow = store.begin().await.unwrap();
+    let error = uow
+        .append(id, 1, &paid_order_history(id)[2..3])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
+    let error = uow.commit().await.unwrap_err();
+    assert!(matches!(error, StoreError::Other(_)), "{error:?}");
+    assert_eq!(written(&pool).await, before);
 }
 
 // ---------------------------------------------------------------------------------
@@ -1387,8 +1394,11 @@ async fn a_store_on_an_unreachable_database_is_unavailable_and_so_are_the_use_ca
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
     let error = store.find_idempotency("", "key-1").await.unwrap_err();
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
-    let began = store.begin().await;
-    assert!(matches!(began, Err(StoreError::Unavailable(_))));
+    // A unit of work writes at commit: that is where the database is missed.
+    let error = append_and_commit(&store, id, 0, &paid_order_history(id))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
 
     let commands = commands_on(store.clone());
     let error = commands.place(&ctx(), place_order(id)).await.unwrap_err();

@@ -84,6 +84,11 @@ pub trait EventStore: Send + Sync {
 
 /// One transaction: everything written through it commits together or not at all.
 /// Dropping it without [`UnitOfWork::commit`] rolls it back.
+///
+/// A store may send the writes as they are made or collect them and write them all at
+/// commit (the PostgreSQL store does: one statement, one round trip). So a refusal that
+/// needs the database (`VersionConflict`, `IdempotencyKeyTaken`) may come from the call
+/// that made the write or from [`UnitOfWork::commit`]; either way nothing was written.
 #[async_trait]
 pub trait UnitOfWork: Send {
     /// Appends `events` (versions `expected_version + 1 ..`) to the order's stream.
@@ -120,7 +125,8 @@ pub trait UnitOfWork: Send {
     /// Commits everything written through this unit of work.
     ///
     /// # Errors
-    /// `Unavailable` or `Other`: then nothing was written.
+    /// `VersionConflict` or `IdempotencyKeyTaken` as for the writes, `Unavailable` or
+    /// `Other` (also after a refused call on this unit of work): then nothing was written.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 

@@ -112,6 +112,7 @@ pub async fn replay(pool: &PgPool, filter: ReplayFilter) -> Result<u64, sqlx::Er
         let mut tx = pool.begin().await?;
         adapters::postgres::outbox::insert(&mut tx, &events).await?;
         tx.commit().await?;
+        adapters::postgres::outbox::notify(pool).await?;
         total += events.len() as u64;
     }
 }

@@ -90,7 +90,7 @@ async fn relay(pool: PgPool, config: &RunConfig) -> anyhow::Result<()> {
         &ProducerSettings {
             brokers: config.kafka_brokers.clone(),
             message_timeout: config.message_timeout(),
-            linger: Duration::from_millis(5),
+            linger: config.linger(),
         },
         &config.orders_topic,
     )?;

@@ -46,8 +46,10 @@ impl RelayMetrics {
                 "relay_publish_latency_seconds",
                 "Outbox insert to broker acknowledgment",
             )
+            // Fine below 100 ms, where a healthy relay lives, so a 25 ms p99 can be read.
             .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5,
+                1.0, 2.5, 5.0, 10.0, 30.0,
             ]),
         )?;
         let batch_size = Histogram::with_opts(

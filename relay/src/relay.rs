@@ -17,6 +17,9 @@ use uuid::Uuid;
 use crate::metrics::RelayMetrics;
 use crate::outbox::{self, OutboxRow};
 
+/// How long the warm-up waits for the broker before leaving it to the cycles.
+const WARM_UP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How the loop paces itself and when it gives up on a row.
 #[derive(Debug, Clone, Copy)]
 pub struct RelaySettings {
@@ -167,6 +170,7 @@ impl Relay {
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         let membership = tokio::spawn(self.clone().keep_membership());
         let listener = tokio::spawn(listen(self.pool.clone(), self.wake.clone()));
+        self.warm_up().await;
         self.refresh_membership().await;
         tokio::pin!(shutdown);
         let mut failures: u32 = 0;
@@ -207,6 +211,29 @@ impl Relay {
         }
         self.metrics.set_ready(false);
         self.metrics.owned_partitions.set(0);
+    }
+
+    /// Makes the first cycle as fast as the others: opens the pool's connections and
+    /// connects the producer to the brokers with the topic's metadata (which also gets
+    /// the idempotent producer its id), before the relay takes partitions and says ready.
+    /// Bounded: a database or broker that is down is left to the cycles' back-off.
+    async fn warm_up(&self) {
+        let started = std::time::Instant::now();
+        let connections = self.pool.options().get_max_connections();
+        let held = futures::future::join_all((0..connections).map(|_| self.pool.acquire())).await;
+        let opened = held.iter().filter(|c| c.is_ok()).count();
+        drop(held);
+        let publisher = self.publisher();
+        let reachable =
+            tokio::task::spawn_blocking(move || publisher.is_reachable(WARM_UP_TIMEOUT))
+                .await
+                .unwrap_or(false);
+        tracing::info!(
+            connections = opened,
+            broker = reachable,
+            took_ms = started.elapsed().as_millis() as u64,
+            "relay warmed up"
+        );
     }
 
     /// Heartbeats, and refreshes the backlog gauges at the same pace (off the
@@ -260,14 +287,13 @@ impl Relay {
             return Ok(Cycle::Standby);
         }
         let started = std::time::Instant::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = outbox::begin_cycle(&self.pool).await?;
         let locked = outbox::lock_partitions(&mut tx, &mine).await?;
         if locked.is_empty() {
             tx.commit().await?;
             self.metrics.set_ready(true);
             return Ok(Cycle::Standby);
         }
-        outbox::plan_as_queue(&mut tx).await?;
         let rows = outbox::due(&mut tx, &locked, self.settings.batch_size).await?;
         if rows.is_empty() {
             tx.commit().await?;
@@ -448,13 +474,15 @@ impl Relay {
     }
 }
 
-/// Wakes the loop on every `NOTIFY outbox` (sent by the outbox insert trigger when its
-/// transaction commits). Reconnects after a failure; the poll interval covers the gap.
+/// Wakes the loop on every `NOTIFY outbox` (sent by the order service after commands
+/// committed outbox rows, and by the operator commands). A notification that arrives
+/// while a cycle runs is kept (a [`Notify`] permit), so the next cycle starts as soon as
+/// this one ends. Reconnects after a failure; the poll interval covers the gap.
 async fn listen(pool: PgPool, wake: Arc<Notify>) {
     loop {
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
-                if let Err(error) = listener.listen("outbox").await {
+                if let Err(error) = listener.listen(adapters::postgres::outbox::CHANNEL).await {
                     tracing::warn!(%error, "LISTEN outbox failed");
                 } else {
                     loop {

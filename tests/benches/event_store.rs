@@ -211,11 +211,11 @@ async fn bench_load(pool: &PgPool, n: usize) {
     bulk_insert(pool, &events).await;
     let store = Arc::new(PgEventStore::new(pool.clone()));
     // Through the unit of work, as commands store them.
-    let mut uow = store.begin().await.unwrap();
     for snapshot in &snapshots {
+        let mut uow = store.begin().await.unwrap();
         uow.save_snapshot(snapshot).await.unwrap();
+        uow.commit().await.unwrap();
     }
-    uow.commit().await.unwrap();
     sqlx::query("ANALYZE events").execute(pool).await.unwrap();
 
     let replaying = OrderQueries::new(store.clone());

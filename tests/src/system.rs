@@ -143,7 +143,7 @@ impl System {
                 &ProducerSettings {
                     brokers: brokers(),
                     message_timeout: Duration::from_secs(10),
-                    linger: Duration::from_millis(5),
+                    linger: Duration::from_millis(relay::config::DEFAULT_LINGER_MS),
                 },
                 &self.topic,
             )

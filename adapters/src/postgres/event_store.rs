@@ -1,5 +1,6 @@
 //! The event store, outbox and idempotency keys on PostgreSQL. All SQL on the
-//! `events`, `outbox` and `idempotency_keys` tables of the write side is here.
+//! `events`, `outbox` and `idempotency_keys` tables of the write side is here: a
+//! command's unit of work is one statement (see [`PgUnitOfWork`]).
 
 use application::envelope::decode_event;
 use application::{
@@ -9,19 +10,25 @@ use application::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::OrderId;
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{PgPool, Row};
 
 use super::is_unavailable;
+use super::outbox::OutboxWaker;
 
 /// The event store on a PostgreSQL pool.
 #[derive(Debug, Clone)]
 pub struct PgEventStore {
     pool: PgPool,
+    waker: OutboxWaker,
 }
 
 impl PgEventStore {
+    /// The store on `pool`; after a commit that wrote outbox rows it wakes the relays.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            waker: OutboxWaker::default(),
+        }
     }
 }
 
@@ -127,8 +134,10 @@ impl EventStore for PgEventStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn UnitOfWork>, StoreError> {
-        let tx = self.pool.begin().await.map_err(store_error)?;
-        Ok(Box::new(PgUnitOfWork { tx, failed: false }))
+        Ok(Box::new(PgUnitOfWork::new(
+            self.pool.clone(),
+            self.waker.clone(),
+        )))
     }
 }
 
@@ -162,21 +171,227 @@ impl SnapshotStore for PgEventStore {
     }
 }
 
-/// One PostgreSQL transaction; dropped without commit, it rolls back.
+/// A unit of work on PostgreSQL: what the command writes is collected in memory and
+/// written at [`UnitOfWork::commit`] by one statement (its own implicit transaction),
+/// so a command costs the database one round trip and one commit, and holds no
+/// connection while it runs. Dropped without commit, nothing was ever sent.
+///
+/// Every part of the statement is conditional on the append: when the stream is not at
+/// the expected version, nothing at all is written (`VersionConflict`); a unique
+/// violation (a racing writer's version, a taken idempotency key) aborts the whole
+/// statement.
 #[derive(Debug)]
 struct PgUnitOfWork {
-    tx: Transaction<'static, Postgres>,
-    /// A write failed: the transaction must not report a commit.
+    pool: PgPool,
+    waker: OutboxWaker,
+    append: Option<Append>,
+    outbox: Vec<EventEnvelope>,
+    idempotency: Option<IdempotencyRecord>,
+    snapshot: Option<StoredSnapshot>,
+    /// A call was refused: the unit of work must not commit any part of it.
     failed: bool,
 }
 
+/// The events appended to one stream, as the statement's column arrays.
+#[derive(Debug)]
+struct Append {
+    stream: OrderId,
+    expected_version: i64,
+    event_ids: Vec<uuid::Uuid>,
+    versions: Vec<i64>,
+    types: Vec<&'static str>,
+    schemas: Vec<i32>,
+    payloads: Vec<serde_json::Value>,
+    metadata: Vec<serde_json::Value>,
+    traceparents: Vec<Option<String>>,
+    occurred: Vec<DateTime<Utc>>,
+}
+
+impl Append {
+    /// Checks that the versions follow `expected_version` and encodes the columns.
+    fn new(
+        stream: OrderId,
+        expected_version: u64,
+        events: &[EventEnvelope],
+    ) -> Result<Self, StoreError> {
+        let mut append = Self {
+            stream,
+            expected_version: to_i64(expected_version)?,
+            event_ids: Vec::with_capacity(events.len()),
+            versions: Vec::with_capacity(events.len()),
+            types: Vec::with_capacity(events.len()),
+            schemas: Vec::with_capacity(events.len()),
+            payloads: Vec::with_capacity(events.len()),
+            metadata: Vec::with_capacity(events.len()),
+            traceparents: Vec::with_capacity(events.len()),
+            occurred: Vec::with_capacity(events.len()),
+        };
+        for (offset, event) in events.iter().enumerate() {
+            if event.version != expected_version + 1 + offset as u64 {
+                return Err(StoreError::Corrupt(format!(
+                    "event version {} does not follow {expected_version}",
+                    event.version
+                )));
+            }
+            append.event_ids.push(event.event_id);
+            append.versions.push(to_i64(event.version)?);
+            append.types.push(event.event_type());
+            append.schemas.push(
+                i32::try_from(event.schema_version())
+                    .map_err(|_| StoreError::Corrupt("schema version out of range".into()))?,
+            );
+            append.payloads.push(event.payload());
+            append.metadata.push(
+                serde_json::to_value(&event.metadata)
+                    .map_err(|e| StoreError::Other(Box::new(e)))?,
+            );
+            append.traceparents.push(event.traceparent.clone());
+            append.occurred.push(event.occurred_at);
+        }
+        Ok(append)
+    }
+}
+
+/// The whole unit of work in one statement. `$1`–`$10` append the events (the insert
+/// writes nothing unless the stream is at `$10`), `$11`–`$17` the outbox rows, `$18`–`$22`
+/// the idempotency record, `$23`–`$27` the snapshot; every later part is written only when
+/// the append wrote all its events (`$1`'s length), and an absent part is NULL.
+const COMMIT_SQL: &str = "\
+WITH appended AS ( \
+    INSERT INTO events (event_id, stream_id, aggregate_type, version, event_type, schema_version, \
+                        payload, metadata, traceparent, occurred_at) \
+    SELECT e.event_id, $2, 'Order', e.version, e.event_type, e.schema_version, e.payload, \
+           e.metadata, e.traceparent, e.occurred_at \
+    FROM UNNEST($1::uuid[], $3::bigint[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], \
+                $8::text[], $9::timestamptz[]) \
+         AS e(event_id, version, event_type, schema_version, payload, metadata, traceparent, occurred_at) \
+    WHERE (SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $2) = $10 \
+    RETURNING 1), \
+complete AS ( \
+    SELECT (SELECT count(*) FROM appended) = coalesce(cardinality($1::uuid[]), 0) AS ok), \
+outboxed AS ( \
+    INSERT INTO outbox (event_id, aggregate_id, version, event_type, message, occurred_at, traceparent) \
+    SELECT o.event_id, o.aggregate_id, o.version, o.event_type, o.message, o.occurred_at, o.traceparent \
+    FROM UNNEST($11::uuid[], $12::uuid[], $13::bigint[], $14::text[], $15::text[], $16::timestamptz[], \
+                $17::text[]) \
+         WITH ORDINALITY AS o(event_id, aggregate_id, version, event_type, message, occurred_at, traceparent, n) \
+    WHERE (SELECT ok FROM complete) \
+    ORDER BY o.n \
+    RETURNING 1), \
+remembered AS ( \
+    INSERT INTO idempotency_keys (scope, key, fingerprint, order_id, version) \
+    SELECT $18, $19, $20, $21, $22 \
+    WHERE $18::text IS NOT NULL AND (SELECT ok FROM complete) \
+    RETURNING 1), \
+previous AS ( \
+    SELECT version, last_occurred_at FROM snapshots \
+    WHERE $23::uuid IS NOT NULL AND stream_id = $23 AND version < $24 \
+    ORDER BY version DESC LIMIT 1), \
+snapshotted AS ( \
+    INSERT INTO snapshots (stream_id, version, state_schema, state, last_occurred_at) \
+    SELECT $23, $24, $25, $26, GREATEST($27, \
+           (SELECT last_occurred_at FROM previous), \
+           (SELECT max(occurred_at) FROM events WHERE stream_id = $23 AND version <= $24 \
+              AND version > coalesce((SELECT version FROM previous), 0)), \
+           (SELECT max(t) FROM UNNEST($9::timestamptz[]) AS t)) \
+    WHERE $23::uuid IS NOT NULL AND (SELECT ok FROM complete) \
+    ON CONFLICT (stream_id, version) DO NOTHING \
+    RETURNING 1) \
+SELECT (SELECT ok FROM complete) AS complete, (SELECT count(*) FROM outboxed) AS outboxed";
+
 impl PgUnitOfWork {
-    /// Notes a failed write. PostgreSQL answers the COMMIT of a transaction aborted by
-    /// an error with a silent ROLLBACK, and an append refused for its version wrote
-    /// nothing but left the transaction open: either way, commit must refuse.
+    fn new(pool: PgPool, waker: OutboxWaker) -> Self {
+        Self {
+            pool,
+            waker,
+            append: None,
+            outbox: Vec::new(),
+            idempotency: None,
+            snapshot: None,
+            failed: false,
+        }
+    }
+
+    /// Notes a refused call, so that commit refuses too.
     fn fail(&mut self, error: StoreError) -> StoreError {
         self.failed = true;
         error
+    }
+
+    /// Writes everything in one statement; returns whether the append was complete
+    /// and how many outbox rows were written.
+    async fn write(&self) -> Result<(bool, i64), StoreError> {
+        let append = self.append.as_ref();
+        let outbox = OutboxColumns::of(&self.outbox)?;
+        let record = self.idempotency.as_ref();
+        let snapshot = self.snapshot.as_ref();
+        let row = sqlx::query(COMMIT_SQL)
+            .bind(append.map(|a| &a.event_ids))
+            .bind(append.map(|a| a.stream.as_uuid()))
+            .bind(append.map(|a| &a.versions))
+            .bind(append.map(|a| &a.types))
+            .bind(append.map(|a| &a.schemas))
+            .bind(append.map(|a| &a.payloads))
+            .bind(append.map(|a| &a.metadata))
+            .bind(append.map(|a| &a.traceparents))
+            .bind(append.map(|a| &a.occurred))
+            .bind(append.map_or(0, |a| a.expected_version))
+            .bind(&outbox.event_ids)
+            .bind(&outbox.aggregate_ids)
+            .bind(&outbox.versions)
+            .bind(&outbox.types)
+            .bind(&outbox.messages)
+            .bind(&outbox.occurred)
+            .bind(&outbox.traceparents)
+            .bind(record.map(|r| &r.scope))
+            .bind(record.map(|r| &r.key))
+            .bind(record.map(|r| &r.fingerprint))
+            .bind(record.map(|r| r.order_id.as_uuid()))
+            .bind(record.map(|r| to_i64(r.version)).transpose()?)
+            .bind(snapshot.map(|s| s.order_id.as_uuid()))
+            .bind(snapshot.map(|s| to_i64(s.version)).transpose()?)
+            .bind(
+                snapshot
+                    .map(|s| {
+                        i32::try_from(s.state_schema)
+                            .map_err(|_| StoreError::Corrupt("state schema out of range".into()))
+                    })
+                    .transpose()?,
+            )
+            .bind(snapshot.map(|s| &s.state))
+            .bind(snapshot.map(|s| s.last_occurred_at))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok((row.get("complete"), row.get("outboxed")))
+    }
+}
+
+/// Outbox rows as the statement's column arrays, each with the exact JSON to publish.
+struct OutboxColumns {
+    event_ids: Vec<uuid::Uuid>,
+    aggregate_ids: Vec<uuid::Uuid>,
+    versions: Vec<i64>,
+    types: Vec<&'static str>,
+    messages: Vec<String>,
+    occurred: Vec<DateTime<Utc>>,
+    traceparents: Vec<Option<String>>,
+}
+
+impl OutboxColumns {
+    fn of(events: &[EventEnvelope]) -> Result<Self, StoreError> {
+        Ok(Self {
+            event_ids: events.iter().map(|e| e.event_id).collect(),
+            aggregate_ids: events.iter().map(|e| e.aggregate_id.as_uuid()).collect(),
+            versions: events
+                .iter()
+                .map(|e| to_i64(e.version))
+                .collect::<Result<_, _>>()?,
+            types: events.iter().map(|e| e.event_type()).collect(),
+            messages: events.iter().map(|e| e.to_wire().to_string()).collect(),
+            occurred: events.iter().map(|e| e.occurred_at).collect(),
+            traceparents: events.iter().map(|e| e.traceparent.clone()).collect(),
+        })
     }
 }
 
@@ -188,123 +403,65 @@ impl UnitOfWork for PgUnitOfWork {
         expected_version: u64,
         events: &[EventEnvelope],
     ) -> Result<(), StoreError> {
-        // Versions are contiguous from expected_version + 1; the unique constraint
-        // (stream_id, version) refuses the append when another writer got there first,
-        // and the insert writes nothing when the stream is not at expected_version
-        // (behind it: a gap would be written).
-        for (offset, event) in events.iter().enumerate() {
-            if event.version != expected_version + 1 + offset as u64 {
-                return Err(StoreError::Corrupt(format!(
-                    "event version {} does not follow {expected_version}",
-                    event.version
-                )));
-            }
+        if self.append.is_some() {
+            return Err(self.fail(StoreError::Other(
+                "a unit of work appends to one stream, once".into(),
+            )));
         }
-        let mut event_ids = Vec::with_capacity(events.len());
-        let mut versions = Vec::with_capacity(events.len());
-        let mut types = Vec::with_capacity(events.len());
-        let mut schemas = Vec::with_capacity(events.len());
-        let mut payloads = Vec::with_capacity(events.len());
-        let mut metadata = Vec::with_capacity(events.len());
-        let mut traceparents: Vec<Option<String>> = Vec::with_capacity(events.len());
-        let mut occurred: Vec<DateTime<Utc>> = Vec::with_capacity(events.len());
-        for event in events {
-            event_ids.push(event.event_id);
-            versions.push(to_i64(event.version)?);
-            types.push(event.event_type().to_owned());
-            schemas.push(i32::try_from(event.schema_version()).unwrap_or(i32::MAX));
-            payloads.push(event.payload());
-            metadata.push(
-                serde_json::to_value(&event.metadata)
-                    .map_err(|e| StoreError::Other(Box::new(e)))?,
-            );
-            traceparents.push(event.traceparent.clone());
-            occurred.push(event.occurred_at);
-        }
-        let inserted = sqlx::query(
-            "INSERT INTO events (event_id, stream_id, aggregate_type, version, event_type, schema_version, \
-                                 payload, metadata, traceparent, occurred_at) \
-             SELECT e.event_id, $2, 'Order', e.version, e.event_type, e.schema_version, e.payload, \
-                    e.metadata, e.traceparent, e.occurred_at \
-             FROM UNNEST($1::uuid[], $3::bigint[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], \
-                         $8::text[], $9::timestamptz[]) \
-                  AS e(event_id, version, event_type, schema_version, payload, metadata, traceparent, occurred_at) \
-             WHERE (SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $2) = $10",
-        )
-        .bind(&event_ids)
-        .bind(id.as_uuid())
-        .bind(&versions)
-        .bind(&types)
-        .bind(&schemas)
-        .bind(&payloads)
-        .bind(&metadata)
-        .bind(&traceparents)
-        .bind(&occurred)
-        .bind(to_i64(expected_version)?)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(|e| self.fail(store_error(e)))?;
-        if inserted.rows_affected() != events.len() as u64 {
-            return Err(self.fail(StoreError::VersionConflict));
-        }
+        let append = Append::new(id, expected_version, events).map_err(|e| self.fail(e))?;
+        self.append = Some(append);
         Ok(())
     }
 
     async fn enqueue(&mut self, events: &[EventEnvelope]) -> Result<(), StoreError> {
-        super::outbox::insert(&mut self.tx, events)
-            .await
-            .map_err(|e| self.fail(store_error(e)))
+        self.outbox.extend_from_slice(events);
+        Ok(())
     }
 
     async fn remember(&mut self, record: &IdempotencyRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, order_id, version) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&record.scope)
-        .bind(&record.key)
-        .bind(&record.fingerprint)
-        .bind(record.order_id.as_uuid())
-        .bind(to_i64(record.version)?)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(|e| self.fail(store_error(e)))?;
+        if self.idempotency.is_some() {
+            return Err(self.fail(StoreError::Other(
+                "a unit of work keeps one idempotency record".into(),
+            )));
+        }
+        self.idempotency = Some(record.clone());
         Ok(())
     }
 
     async fn save_snapshot(&mut self, snapshot: &StoredSnapshot) -> Result<(), StoreError> {
         // `last_occurred_at` is the latest occurred_at of the events up to the version
-        // (usually the last one's; clocks may step back): the previous snapshot's value
-        // and the events after it, so only the stream's tail is read.
-        sqlx::query(
-            "WITH previous AS ( \
-                 SELECT version, last_occurred_at FROM snapshots \
-                 WHERE stream_id = $1 AND version < $2 ORDER BY version DESC LIMIT 1) \
-             INSERT INTO snapshots (stream_id, version, state_schema, state, last_occurred_at) \
-             SELECT $1, $2, $3, $4, GREATEST($5, \
-                    (SELECT last_occurred_at FROM previous), \
-                    (SELECT max(occurred_at) FROM events WHERE stream_id = $1 AND version <= $2 \
-                       AND version > coalesce((SELECT version FROM previous), 0))) \
-             ON CONFLICT (stream_id, version) DO NOTHING",
-        )
-        .bind(snapshot.order_id.as_uuid())
-        .bind(to_i64(snapshot.version)?)
-        .bind(i32::try_from(snapshot.state_schema).unwrap_or(i32::MAX))
-        .bind(&snapshot.state)
-        .bind(snapshot.last_occurred_at)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(|e| self.fail(store_error(e)))?;
+        // (usually the last one's; clocks may step back): the previous snapshot's value,
+        // the stored events after it and the appended ones, so only the tail is read.
+        if self.snapshot.is_some() {
+            return Err(self.fail(StoreError::Other(
+                "a unit of work stores one snapshot".into(),
+            )));
+        }
+        self.snapshot = Some(snapshot.clone());
         Ok(())
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         if self.failed {
-            self.tx.rollback().await.map_err(store_error)?;
             return Err(StoreError::Other(
-                "a write of this unit of work failed; it was rolled back".into(),
+                "a call on this unit of work was refused; nothing of it was written".into(),
             ));
         }
-        self.tx.commit().await.map_err(store_error)
+        if self.append.is_none()
+            && self.outbox.is_empty()
+            && self.idempotency.is_none()
+            && self.snapshot.is_none()
+        {
+            return Ok(());
+        }
+        let (complete, outboxed) = self.write().await?;
+        if !complete {
+            return Err(StoreError::VersionConflict);
+        }
+        if outboxed > 0 {
+            self.waker.wake(&self.pool);
+        }
+        Ok(())
     }
 }
 

@@ -91,12 +91,31 @@ fn placed_order_events() -> (OrderId, Vec<EventEnvelope>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_row_whose_transaction_commits_late_with_a_lower_id_is_still_published() {
     let system = System::start(1).await;
-    let store = PgEventStore::new(system.pool.clone());
-    // A transaction takes its outbox id now and stays open...
+    // A transaction takes its outbox id now and stays open (a writer whose commit is
+    // slow; the service's own unit of work is one statement, so it is written by hand)...
     let (late, events) = placed_order_events();
-    let mut uow = store.begin().await.expect("begin");
-    uow.append(late, 0, &events).await.expect("append");
-    uow.enqueue(&events).await.expect("enqueue");
+    let mut tx = system.pool.begin().await.expect("begin");
+    for event in &events {
+        sqlx::query(
+            "INSERT INTO events (event_id, stream_id, aggregate_type, version, event_type, \
+                                 schema_version, payload, metadata, occurred_at) \
+             VALUES ($1, $2, 'Order', $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(event.event_id)
+        .bind(late.as_uuid())
+        .bind(event.version as i64)
+        .bind(event.event_type())
+        .bind(event.schema_version() as i32)
+        .bind(event.payload())
+        .bind(serde_json::to_value(&event.metadata).expect("metadata"))
+        .bind(event.occurred_at)
+        .execute(&mut *tx)
+        .await
+        .expect("insert the event");
+    }
+    adapters::postgres::outbox::insert(&mut tx, &events)
+        .await
+        .expect("insert the outbox row");
     let late_id: i64 = sqlx::query_scalar("SELECT last_value FROM outbox_id_seq")
         .fetch_one(&system.pool)
         .await
@@ -117,7 +136,7 @@ async fn a_row_whose_transaction_commits_late_with_a_lower_id_is_still_published
     );
 
     // A relay that kept a cursor (id > last published) would now skip it.
-    uow.commit().await.expect("commit");
+    tx.commit().await.expect("commit");
     system.wait_for_empty_outbox(Duration::from_secs(30)).await;
     let committed = system.committed_events().await;
     let received = system
@@ -626,5 +645,45 @@ async fn a_commit_wakes_an_idle_relay_without_waiting_for_its_poll() {
     // The poll is two minutes away: only the NOTIFY of the commit can wake it.
     system.wait_for_empty_outbox(Duration::from_secs(20)).await;
     assert!(relay.metric("relay_published_total").await >= 1.0);
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_commit_that_wakes_the_relay_during_a_cycle_is_published_right_after_it() {
+    let system = System::start(0).await;
+    // Each cycle that publishes pauses 1.5 s after queueing its batch; the poll is two
+    // minutes away, so only a kept wake-up can start the next cycle.
+    let relay = spawn_relay(
+        &system,
+        &[
+            ("RELAY_POLL_INTERVAL_MS", "120000"),
+            ("RELAY_FAULT_PAUSE", "after-produce:1500"),
+        ],
+    );
+    wait_for_status(&system, "the relay running", |s| {
+        partitions_per_relay(s) == vec![64]
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    lifecycle_start(&system, "c-first").await;
+    // The first order's cycle is paused: its claim was read before the second commit.
+    relay
+        .wait_for_log("fault-injection pause", Duration::from_secs(20))
+        .await;
+    let second = lifecycle_start(&system, "c-second").await;
+    assert_eq!(
+        outbox_rows(&system).await,
+        2,
+        "both rows wait while the cycle runs"
+    );
+    system.wait_for_empty_outbox(Duration::from_secs(20)).await;
+    assert_eq!(relay.metric("relay_published_total").await, 2.0);
+    let received = system
+        .consume(Duration::from_secs(20), |r| r.len() >= 2)
+        .await;
+    assert!(
+        received.iter().any(|m| m.key == second.to_string()),
+        "the order committed during the cycle was published"
+    );
     system.stop().await;
 }
