@@ -159,6 +159,25 @@ pub trait SnapshotStore: Send + Sync {
         state_schema: u32,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<Option<StoredSnapshot>, StoreError>;
+
+    /// The latest snapshot, as [`SnapshotStore::latest_snapshot`] finds it, and the
+    /// order's events after it (all of them without a snapshot), in version order, read
+    /// together. The default asks `events` for them after the snapshot; a store that
+    /// holds both overrides it to read them in one round trip.
+    ///
+    /// # Errors
+    /// As [`SnapshotStore::latest_snapshot`] and [`EventStore::load_from`].
+    async fn latest_snapshot_and_events(
+        &self,
+        events: &dyn EventStore,
+        id: OrderId,
+        state_schema: u32,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<(Option<StoredSnapshot>, Vec<EventEnvelope>), StoreError> {
+        let snapshot = self.latest_snapshot(id, state_schema, as_of).await?;
+        let after = snapshot.as_ref().map_or(0, |s| s.version);
+        Ok((snapshot, events.load_from(id, after).await?))
+    }
 }
 
 /// Where the use cases read the time.

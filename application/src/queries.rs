@@ -83,31 +83,36 @@ impl Loader {
         as_of: Option<DateTime<Utc>>,
     ) -> Result<Option<Order>, CommandError> {
         if let Some(snapshots) = &self.snapshots {
-            let latest = snapshots
-                .latest_snapshot(id, OrderSnapshot::STATE_SCHEMA_VERSION, as_of)
+            let (latest, later) = snapshots
+                .latest_snapshot_and_events(
+                    self.store.as_ref(),
+                    id,
+                    OrderSnapshot::STATE_SCHEMA_VERSION,
+                    as_of,
+                )
                 .await?;
-            if let Some(stored) = latest {
-                match serde_json::from_value::<OrderSnapshot>(stored.state) {
-                    Ok(snapshot) if snapshot.id == id && snapshot.version == stored.version => {
-                        let later = until(self.store.load_from(id, stored.version).await?, as_of);
-                        return Order::from_snapshot(
-                            snapshot,
-                            later.iter().map(EventEnvelope::recorded),
-                        )
-                        .map(Some)
-                        .map_err(|e| {
-                            CommandError::Internal(StoreError::Corrupt(format!(
-                                "order {id} after snapshot {}: {e}",
-                                stored.version
-                            )))
-                        });
-                    }
-                    Ok(_) => {
-                        tracing::warn!(order_id = %id, version = stored.version, "snapshot of another order or version; replaying the stream")
-                    }
-                    Err(error) => {
-                        tracing::warn!(order_id = %id, version = stored.version, %error, "unreadable snapshot; replaying the stream")
-                    }
+            let Some(stored) = latest else {
+                return rebuild(id, &until(later, as_of));
+            };
+            match serde_json::from_value::<OrderSnapshot>(stored.state) {
+                Ok(snapshot) if snapshot.id == id && snapshot.version == stored.version => {
+                    return Order::from_snapshot(
+                        snapshot,
+                        until(later, as_of).iter().map(EventEnvelope::recorded),
+                    )
+                    .map(Some)
+                    .map_err(|e| {
+                        CommandError::Internal(StoreError::Corrupt(format!(
+                            "order {id} after snapshot {}: {e}",
+                            stored.version
+                        )))
+                    });
+                }
+                Ok(_) => {
+                    tracing::warn!(order_id = %id, version = stored.version, "snapshot of another order or version; replaying the stream")
+                }
+                Err(error) => {
+                    tracing::warn!(order_id = %id, version = stored.version, %error, "unreadable snapshot; replaying the stream")
                 }
             }
         }

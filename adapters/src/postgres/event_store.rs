@@ -169,6 +169,63 @@ impl SnapshotStore for PgEventStore {
             last_occurred_at: row.get("last_occurred_at"),
         }))
     }
+
+    /// One statement: the latest snapshot (its columns on the first row only) left-joined
+    /// with the events after it; no snapshot and no event gives one row of NULLs.
+    async fn latest_snapshot_and_events(
+        &self,
+        _events: &dyn EventStore,
+        id: OrderId,
+        state_schema: u32,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<(Option<StoredSnapshot>, Vec<EventEnvelope>), StoreError> {
+        let rows = sqlx::query(
+            "WITH snapshot AS ( \
+                 SELECT version, state, last_occurred_at FROM snapshots \
+                 WHERE stream_id = $1 AND state_schema = $2 \
+                   AND ($3::timestamptz IS NULL OR last_occurred_at <= $3) \
+                 ORDER BY version DESC LIMIT 1) \
+             SELECT s.version AS snapshot_version, \
+                    CASE WHEN e.version IS NULL OR e.version = min(e.version) OVER () THEN s.state END \
+                        AS snapshot_state, \
+                    s.last_occurred_at AS snapshot_last_occurred_at, \
+                    e.event_id, e.version, e.event_type, e.schema_version, e.payload, e.metadata, \
+                    e.traceparent, e.occurred_at, e.recorded_at \
+             FROM (SELECT 1) AS one \
+             LEFT JOIN snapshot s ON true \
+             LEFT JOIN events e ON e.stream_id = $1 AND e.version > coalesce(s.version, 0) \
+             ORDER BY e.version",
+        )
+        .bind(id.as_uuid())
+        .bind(i32::try_from(state_schema).unwrap_or(i32::MAX))
+        .bind(as_of)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let snapshot = match rows.first() {
+            Some(row) => match row.get::<Option<i64>, _>("snapshot_version") {
+                Some(version) => Some(StoredSnapshot {
+                    order_id: id,
+                    version: u64::try_from(version).map_err(|_| {
+                        StoreError::Corrupt(format!("order {id} snapshot version {version}"))
+                    })?,
+                    state_schema,
+                    state: row
+                        .get::<Option<serde_json::Value>, _>("snapshot_state")
+                        .ok_or_else(|| StoreError::Corrupt(format!("order {id} snapshot state")))?,
+                    last_occurred_at: row.get("snapshot_last_occurred_at"),
+                }),
+                None => None,
+            },
+            None => None,
+        };
+        let events = rows
+            .iter()
+            .filter(|row| row.get::<Option<uuid::Uuid>, _>("event_id").is_some())
+            .map(|row| decode_row(id, row))
+            .collect::<Result<_, _>>()?;
+        Ok((snapshot, events))
+    }
 }
 
 /// A unit of work on PostgreSQL: what the command writes is collected in memory and
