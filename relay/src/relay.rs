@@ -18,7 +18,7 @@ use crate::metrics::RelayMetrics;
 use crate::outbox::{self, OutboxRow};
 
 /// How long the warm-up waits for the broker before leaving it to the cycles.
-const WARM_UP_TIMEOUT: Duration = Duration::from_secs(5);
+const WARM_UP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How the loop paces itself and when it gives up on a row.
 #[derive(Debug, Clone, Copy)]
@@ -219,7 +219,9 @@ impl Relay {
     /// Bounded: a database or broker that is down is left to the cycles' back-off.
     async fn warm_up(&self) {
         let started = std::time::Instant::now();
-        let connections = self.pool.options().get_max_connections();
+        // A cycle, the heartbeat and the backlog gauges use a connection each; opened
+        // together, then handed back at once (the pool may be shared).
+        let connections = self.pool.options().get_max_connections().min(3);
         let held = futures::future::join_all((0..connections).map(|_| self.pool.acquire())).await;
         let opened = held.iter().filter(|c| c.is_ok()).count();
         drop(held);
