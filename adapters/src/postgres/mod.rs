@@ -34,6 +34,7 @@ pub fn connect_lazy(
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
+        .test_before_acquire(false)
         .connect_lazy_with(options))
 }
 
