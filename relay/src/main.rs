@@ -17,6 +17,9 @@ use relay::outbox::ParkedSelection;
 use relay::{admin, Config, Relay, RelaySettings};
 use sqlx::PgPool;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
