@@ -173,7 +173,15 @@ pub(crate) async fn run(creations: usize, additions: usize) {
     match raw {
         Some(raw) => report(
             "ratio relay drain / raw produce",
-            &format!("{:.2}", drained / raw),
+            &if after_first >= 0.1 {
+                format!(
+                    "{:.2} from spawn, {:.2} from its first published row",
+                    drained / raw,
+                    count as f64 / after_first / raw
+                )
+            } else {
+                format!("{:.2} from spawn", drained / raw)
+            },
         ),
         None => report("ratio relay drain / raw produce", "n/a"),
     }

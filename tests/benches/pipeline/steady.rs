@@ -163,6 +163,7 @@ pub(crate) async fn run(rate: usize, seconds: usize) {
             }
         }
     }
+    let completed = started.elapsed();
     let end_cpu = cpu::sample(&pids);
     sampling.store(false, Ordering::Relaxed);
     let mut lags = sampler.await.unwrap_or_default();
@@ -228,7 +229,10 @@ pub(crate) async fn run(rate: usize, seconds: usize) {
     report(
         &format!("{what}: commands"),
         &format!(
-            "{total} sent ({offered:.0}/s offered), {} accepted, {shed} shed (503), {failed} failed",
+            "{total} due at {offered:.0}/s, all answered after {:.1} s ({:.0}/s achieved); \
+             {} accepted, {shed} shed (503), {failed} failed",
+            completed.as_secs_f64(),
+            total as f64 / completed.as_secs_f64(),
             accepted.len()
         ),
     );
