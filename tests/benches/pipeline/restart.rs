@@ -27,9 +27,24 @@ pub(crate) async fn run(rounds: usize) {
 
     for round in 1..=rounds {
         stack.kill_relay();
-        let order = create_order(&stack.client, &stack.http, &mut rng)
-            .await
-            .expect("an order");
+        let order = match create_order(&stack.client, &stack.http, &mut rng).await {
+            Ok(order) => order,
+            Err(why) => {
+                // Say what happened (the service's log when it died), then try again once.
+                stack.assert_service_running();
+                report(&format!("restart {round}: writing the order failed"), &why);
+                match create_order(&stack.client, &stack.http, &mut rng).await {
+                    Ok(order) => order,
+                    Err(why) => {
+                        report(
+                            &format!("restart {round}: writing the order failed again"),
+                            &why,
+                        );
+                        break;
+                    }
+                }
+            }
+        };
         let spawned = stack.start_relay();
         let ready = stack.wait_relay_ready(Duration::from_secs(120));
         let arrived = wait_for(&mut listener, &order, Duration::from_secs(120));

@@ -275,6 +275,13 @@ impl Stack {
         }
     }
 
+    /// Panics, with the end of its log, when the service has exited.
+    pub(crate) fn assert_service_running(&mut self) {
+        if let Some(service) = self.service.as_mut() {
+            service.assert_running();
+        }
+    }
+
     /// SIGKILL to the relay.
     pub(crate) fn kill_relay(&mut self) {
         if let Some(relay) = self.relay.take() {
