@@ -57,7 +57,7 @@ pub(crate) async fn run(clients: usize, limit: Limit, seconds: usize) {
     let script = pgbench_script(&stack).await;
     stack.start_relay();
     stack.wait_relay_ready(Duration::from_secs(60)).await;
-    stack.wait_for_empty_outbox(Duration::from_secs(120)).await;
+    stack.wait_for_empty_outbox(Duration::from_secs(60)).await;
     let [first_half, second_half] = limit.halves();
 
     // Creations, pgbench, creations.
@@ -65,7 +65,7 @@ pub(crate) async fn run(clients: usize, limit: Limit, seconds: usize) {
     hold();
     let pgbench = run_pgbench(&stack, &script, clients, limit, seconds).await;
     let pgbench_lines = take_held();
-    stack.wait_for_empty_outbox(Duration::from_secs(300)).await;
+    stack.wait_for_empty_outbox(Duration::from_secs(60)).await;
     let (more, more_usage) = run_creations(&stack, clients, second_half).await;
     creations.merge(more);
     usage = usage.plus(&more_usage);
@@ -80,7 +80,7 @@ pub(crate) async fn run(clients: usize, limit: Limit, seconds: usize) {
     // Additions to 1,000 orders picked at random, each capped at 50 events; the peer
     // (on its own database, the service and relay idle) between the two halves.
     let orders = Arc::new(create_orders(&stack.client, &stack.http, ADDITION_ORDERS).await);
-    stack.wait_for_empty_outbox(Duration::from_secs(300)).await;
+    stack.wait_for_empty_outbox(Duration::from_secs(60)).await;
     let counts: Arc<Vec<AtomicU32>> = Arc::new(orders.iter().map(|_| AtomicU32::new(1)).collect());
     let (mut additions, mut usage) =
         run_additions(&stack, clients, first_half, &orders, &counts).await;
@@ -177,7 +177,7 @@ async fn run_creations(stack: &Stack, clients: usize, limit: Limit) -> (Tally, U
     })
     .await;
     let usage = Usage::between(&before, &cpu::sample(&pids));
-    stack.wait_for_empty_outbox(Duration::from_secs(300)).await;
+    stack.wait_for_empty_outbox(Duration::from_secs(60)).await;
     (tally, usage)
 }
 
@@ -222,7 +222,7 @@ async fn run_additions(
     })
     .await;
     let usage = Usage::between(&before, &cpu::sample(&pids));
-    stack.wait_for_empty_outbox(Duration::from_secs(300)).await;
+    stack.wait_for_empty_outbox(Duration::from_secs(60)).await;
     (tally, usage)
 }
 

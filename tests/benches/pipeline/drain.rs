@@ -120,7 +120,6 @@ pub(crate) async fn run(creations: usize, additions: usize) {
     let spawned = stack.start_relay();
     let pids = stack.pids();
     let mut first_published = None;
-    let deadline = Instant::now() + Duration::from_secs(900);
     loop {
         let waiting = stack.outbox_count().await;
         if first_published.is_none() && (waiting as usize) < count {
@@ -129,10 +128,11 @@ pub(crate) async fn run(creations: usize, additions: usize) {
         if waiting == 0 {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{waiting} outbox rows left after 900 s"
-        );
+        if spawned.elapsed() > Duration::from_secs(60) {
+            // Slow or stuck: the stack's wait says which, and gives up when stuck.
+            stack.wait_for_empty_outbox(Duration::from_secs(60)).await;
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = spawned.elapsed();

@@ -112,15 +112,41 @@ impl Child {
         let _ = self.child.wait();
     }
 
-    /// Kills it; when it logged errors, says so and keeps its log.
+    /// Whether it still runs (not exited, not a zombie waiting to be reaped); needs no
+    /// `&mut`, so a stack shared by reference can check its relay.
+    fn alive(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .ok()
+            .and_then(|stat| {
+                let state = stat[stat.rfind(')')? + 1..]
+                    .split_whitespace()
+                    .next()?
+                    .to_owned();
+                Some(state != "Z" && state != "X")
+            })
+            .unwrap_or(false)
+    }
+
+    /// Kills it; when it had exited on its own or logged errors or a panic, says so and
+    /// keeps its log.
     fn finish(mut self) {
+        let exited = self.child.try_wait().ok().flatten();
         self.kill();
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let errors = log.lines().filter(|l| l.contains("ERROR")).count();
-        if errors > 0 {
+        let errors = log
+            .lines()
+            .filter(|l| l.contains("ERROR") || l.contains("panicked"))
+            .count();
+        if let Some(status) = exited {
+            crate::figures::report(
+                &format!("WARNING: {} had exited ({status})", self.name),
+                &format!("log kept: {}", self.log.display()),
+            );
+            self.log = PathBuf::new();
+        } else if errors > 0 {
             crate::figures::report(
                 &format!("WARNING: {} logged {errors} errors", self.name),
-                &self.log.display().to_string(),
+                &format!("log kept: {}", self.log.display()),
             );
             self.log = PathBuf::new();
         }
@@ -317,19 +343,41 @@ impl Stack {
             .expect("count the outbox")
     }
 
-    /// Waits until the outbox is empty (everything acknowledged by the broker); reports
-    /// and returns false when it is not within `timeout`.
-    pub(crate) async fn wait_for_empty_outbox(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+    /// Waits until the outbox is empty (everything acknowledged by the broker). Gives up,
+    /// says so and returns false when the relay is gone or the backlog has not shrunk
+    /// for `stalled` (then a copy of the relay's log is kept).
+    pub(crate) async fn wait_for_empty_outbox(&self, stalled: Duration) -> bool {
+        let mut last = i64::MAX;
+        let mut progressed = Instant::now();
         loop {
             let waiting = self.outbox_count().await;
             if waiting == 0 {
                 return true;
             }
-            if Instant::now() >= deadline {
+            if waiting < last {
+                last = waiting;
+                progressed = Instant::now();
+            }
+            let relay = self.relay.as_ref();
+            let problem = match relay {
+                None => Some("no outbox-relay is running".to_owned()),
+                Some(relay) if !relay.alive() => {
+                    Some(format!("outbox-relay (pid {}) is gone", relay.pid()))
+                }
+                Some(_) if progressed.elapsed() >= stalled => {
+                    Some(format!("the outbox has not shrunk for {stalled:?}"))
+                }
+                Some(_) => None,
+            };
+            if let Some(problem) = problem {
+                let kept = relay.map_or(String::new(), |relay| {
+                    let copy = relay.log.with_extension("stalled.log");
+                    let _ = std::fs::copy(&relay.log, &copy);
+                    format!("; relay log copied to {}", copy.display())
+                });
                 crate::figures::report(
                     "WARNING",
-                    &format!("{waiting} outbox rows still unpublished after {timeout:?}"),
+                    &format!("{problem}, {waiting} outbox rows unpublished{kept}"),
                 );
                 return false;
             }

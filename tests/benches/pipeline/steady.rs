@@ -169,7 +169,7 @@ pub(crate) async fn run(rate: usize, seconds: usize) {
     let mut lags = sampler.await.unwrap_or_default();
     let (mid_cpu, mid_histogram) = midpoint.await.expect("midpoint");
 
-    stack.wait_for_empty_outbox(Duration::from_secs(300)).await;
+    stack.wait_for_empty_outbox(Duration::from_secs(60)).await;
     let end_histogram = Histogram::parse(
         &stack.relay_metrics().await,
         "relay_publish_latency_seconds",
