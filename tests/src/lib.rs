@@ -6,7 +6,8 @@
 //! - [`system`]: [`System`], started per test, and the topic helpers.
 //! - [`processes`]: `outbox-relay` processes to kill and brokers to freeze, for fault injection.
 //! - `tests/e2e/`: the end-to-end tests (one binary).
-//! - `benches/pipeline.rs`: throughput figures (`scripts/bench.sh`).
+//! - `benches/pipeline/`: the pipeline's figures, with the real binaries as child
+//!   processes (`scripts/bench.sh`).
 
 pub mod processes;
 pub mod system;
