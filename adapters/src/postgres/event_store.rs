@@ -13,7 +13,7 @@ use domain::OrderId;
 use sqlx::{PgPool, Row};
 
 use super::is_unavailable;
-use super::outbox::OutboxWaker;
+use super::outbox::{OutboxColumns, OutboxWaker};
 
 /// The event store on a PostgreSQL pool.
 #[derive(Debug, Clone)]
@@ -379,7 +379,8 @@ impl PgUnitOfWork {
     /// and how many outbox rows were written.
     async fn write(&self) -> Result<(bool, i64), StoreError> {
         let append = self.append.as_ref();
-        let outbox = OutboxColumns::of(&self.outbox)?;
+        let outbox = OutboxColumns::of(&self.outbox)
+            .map_err(|_| StoreError::Corrupt("outbox version out of range".into()))?;
         let record = self.idempotency.as_ref();
         let snapshot = self.snapshot.as_ref();
         let row = sqlx::query(COMMIT_SQL)
@@ -421,34 +422,6 @@ impl PgUnitOfWork {
             .await
             .map_err(store_error)?;
         Ok((row.get("complete"), row.get("outboxed")))
-    }
-}
-
-/// Outbox rows as the statement's column arrays, each with the exact JSON to publish.
-struct OutboxColumns {
-    event_ids: Vec<uuid::Uuid>,
-    aggregate_ids: Vec<uuid::Uuid>,
-    versions: Vec<i64>,
-    types: Vec<&'static str>,
-    messages: Vec<String>,
-    occurred: Vec<DateTime<Utc>>,
-    traceparents: Vec<Option<String>>,
-}
-
-impl OutboxColumns {
-    fn of(events: &[EventEnvelope]) -> Result<Self, StoreError> {
-        Ok(Self {
-            event_ids: events.iter().map(|e| e.event_id).collect(),
-            aggregate_ids: events.iter().map(|e| e.aggregate_id.as_uuid()).collect(),
-            versions: events
-                .iter()
-                .map(|e| to_i64(e.version))
-                .collect::<Result<_, _>>()?,
-            types: events.iter().map(|e| e.event_type()).collect(),
-            messages: events.iter().map(|e| e.to_wire().to_string()).collect(),
-            occurred: events.iter().map(|e| e.occurred_at).collect(),
-            traceparents: events.iter().map(|e| e.traceparent.clone()).collect(),
-        })
     }
 }
 

@@ -89,16 +89,7 @@ impl WakerState {
 /// # Errors
 /// When the database fails.
 pub async fn insert(conn: &mut PgConnection, events: &[EventEnvelope]) -> Result<(), sqlx::Error> {
-    let event_ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-    let aggregate_ids: Vec<Uuid> = events.iter().map(|e| e.aggregate_id.as_uuid()).collect();
-    let versions: Vec<i64> = events
-        .iter()
-        .map(|e| i64::try_from(e.version).unwrap_or(i64::MAX))
-        .collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type()).collect();
-    let messages: Vec<String> = events.iter().map(|e| e.to_wire().to_string()).collect();
-    let occurred: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
-    let traceparents: Vec<Option<String>> = events.iter().map(|e| e.traceparent.clone()).collect();
+    let columns = OutboxColumns::of(events).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
         "INSERT INTO outbox (event_id, aggregate_id, version, event_type, message, occurred_at, traceparent) \
          SELECT e.event_id, e.aggregate_id, e.version, e.event_type, e.message, e.occurred_at, e.traceparent \
@@ -106,14 +97,45 @@ pub async fn insert(conn: &mut PgConnection, events: &[EventEnvelope]) -> Result
               WITH ORDINALITY AS e(event_id, aggregate_id, version, event_type, message, occurred_at, traceparent, n) \
          ORDER BY e.n",
     )
-    .bind(&event_ids)
-    .bind(&aggregate_ids)
-    .bind(&versions)
-    .bind(&types)
-    .bind(&messages)
-    .bind(&occurred)
-    .bind(&traceparents)
+    .bind(&columns.event_ids)
+    .bind(&columns.aggregate_ids)
+    .bind(&columns.versions)
+    .bind(&columns.types)
+    .bind(&columns.messages)
+    .bind(&columns.occurred)
+    .bind(&columns.traceparents)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Outbox rows as column arrays for `UNNEST`, each with the exact JSON to publish; shared
+/// by [`insert`] and the command unit of work's statement.
+pub(super) struct OutboxColumns {
+    pub(super) event_ids: Vec<Uuid>,
+    pub(super) aggregate_ids: Vec<Uuid>,
+    pub(super) versions: Vec<i64>,
+    pub(super) types: Vec<&'static str>,
+    pub(super) messages: Vec<String>,
+    pub(super) occurred: Vec<DateTime<Utc>>,
+    pub(super) traceparents: Vec<Option<String>>,
+}
+
+impl OutboxColumns {
+    /// # Errors
+    /// When a version does not fit the column.
+    pub(super) fn of(events: &[EventEnvelope]) -> Result<Self, std::num::TryFromIntError> {
+        Ok(Self {
+            event_ids: events.iter().map(|e| e.event_id).collect(),
+            aggregate_ids: events.iter().map(|e| e.aggregate_id.as_uuid()).collect(),
+            versions: events
+                .iter()
+                .map(|e| i64::try_from(e.version))
+                .collect::<Result<_, _>>()?,
+            types: events.iter().map(|e| e.event_type()).collect(),
+            messages: events.iter().map(|e| e.to_wire().to_string()).collect(),
+            occurred: events.iter().map(|e| e.occurred_at).collect(),
+            traceparents: events.iter().map(|e| e.traceparent.clone()).collect(),
+        })
+    }
 }
