@@ -56,23 +56,15 @@ pub async fn lock_partitions(
     .await
 }
 
-/// The oldest due rows of `partitions` after `after` (from the front without it), in
-/// `id` order. A row is due unless it is parked or waiting for its next attempt, and
-/// unless an earlier row of the same order is parked or waiting (its successors are held
-/// back so no consumer sees a gap).
-///
-/// `after` is only for the later claims of one cycle's transaction, behind rows it
-/// claimed already: a row that commits late with a lower id is skipped by them but read
-/// by the next cycle, which starts from the front (and it cannot be of an order with
-/// later rows visible, since a later version is only written once the earlier one
-/// committed).
+/// The oldest due rows of `partitions`, in `id` order. A row is due unless it is parked
+/// or waiting for its next attempt, and unless an earlier row of the same order is
+/// parked or waiting (its successors are held back so no consumer sees a gap).
 ///
 /// # Errors
 /// When the database fails.
 pub async fn due(
     conn: &mut PgConnection,
     partitions: &[i32],
-    after: Option<i64>,
     limit: u32,
 ) -> Result<Vec<OutboxRow>, sqlx::Error> {
     let rows = sqlx::query(
@@ -80,7 +72,6 @@ pub async fn due(
                 o.occurred_at, o.traceparent, o.created_at \
          FROM outbox o \
          WHERE o.partition = ANY($1) \
-           AND ($3::bigint IS NULL OR o.id > $3) \
            AND o.parked_at IS NULL \
            AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= clock_timestamp()) \
            AND NOT EXISTS ( \
@@ -92,7 +83,6 @@ pub async fn due(
     )
     .bind(partitions)
     .bind(i64::from(limit))
-    .bind(after)
     .fetch_all(conn)
     .await?;
     Ok(rows

@@ -1,8 +1,7 @@
 //! The publishing loop: membership, wake-ups, and one cycle at a time.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -10,9 +9,8 @@ use adapters::kafka::KafkaPublisher;
 use chrono::Utc;
 use rand::Rng;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::DeliveryFuture;
 use sqlx::postgres::PgListener;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -122,37 +120,6 @@ fn is_poison(error: &KafkaError) -> bool {
     )
 }
 
-/// Batches of one cycle in flight at once: the next is claimed and produced while the
-/// previous one's acknowledgments arrive.
-const PIPELINE_DEPTH: usize = 2;
-
-/// Claims of one cycle's transaction at most (then it commits, so a crash repeats at
-/// most this many batches).
-const MAX_CLAIMS_PER_CYCLE: u32 = 8;
-
-/// Rows of one claim, queued on the producer, with their delivery futures.
-struct Batch {
-    pending: Vec<(OutboxRow, DeliveryFuture)>,
-}
-
-/// What a cycle did so far, across its batches.
-#[derive(Default)]
-struct Outcome {
-    /// Orders with a row that failed in this cycle: their later rows are neither sent
-    /// nor deleted.
-    failed: HashSet<Uuid>,
-    /// Rows that can never be published, with why, until recorded by [`Relay::settle`].
-    poison: Vec<(OutboxRow, String)>,
-    /// The first failure every message would suffer (broker down, time-out).
-    transient: Option<CycleError>,
-    /// Rows published and deleted.
-    published: usize,
-    /// Poison rows recorded.
-    poison_rows: usize,
-    /// The last claim was a full batch.
-    full: bool,
-}
-
 /// The relay: a pool, a producer, metrics, and its share of the partitions.
 #[derive(Debug, Clone)]
 pub struct Relay {
@@ -163,8 +130,6 @@ pub struct Relay {
     settings: RelaySettings,
     partitions: Arc<RwLock<Vec<i32>>>,
     wake: Arc<Notify>,
-    /// Notifications received so far: a cycle that sees it change claims again.
-    wakes: Arc<AtomicU64>,
 }
 
 impl Relay {
@@ -182,7 +147,6 @@ impl Relay {
             settings,
             partitions: Arc::new(RwLock::new(Vec::new())),
             wake: Arc::new(Notify::new()),
-            wakes: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -205,11 +169,7 @@ impl Relay {
     /// membership so the others take its partitions at once.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         let membership = tokio::spawn(self.clone().keep_membership());
-        let listener = tokio::spawn(listen(
-            self.pool.clone(),
-            self.wake.clone(),
-            self.wakes.clone(),
-        ));
+        let listener = tokio::spawn(listen(self.pool.clone(), self.wake.clone()));
         self.warm_up().await;
         self.refresh_membership().await;
         tokio::pin!(shutdown);
@@ -313,10 +273,9 @@ impl Relay {
         }
     }
 
-    /// One cycle, in one transaction: lock this relay's partitions, then claim a batch
-    /// of due rows and produce it; while its acknowledgments arrive, claim and produce
-    /// the next one (when the batch was full or a wake-up came since); settle each batch
-    /// in order (delete what was acknowledged, record failures); commit.
+    /// One cycle, in one transaction: lock this relay's partitions, read their due
+    /// rows, produce them all, await the acknowledgments, delete what was acknowledged,
+    /// record failures, commit.
     ///
     /// # Errors
     /// [`CycleError`] when the database failed (nothing of the cycle was committed) or
@@ -337,85 +296,38 @@ impl Relay {
             self.metrics.set_ready(true);
             return Ok(Cycle::Standby);
         }
+        let rows = outbox::due(&mut tx, &locked, self.settings.batch_size).await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            self.metrics.set_ready(true);
+            return Ok(Cycle::Published {
+                rows: 0,
+                full: false,
+            });
+        }
+        let full = rows.len() as u64 >= u64::from(self.settings.batch_size);
         let publisher = self.publisher();
-        let mut outcome = Outcome::default();
-        let mut in_flight: VecDeque<Batch> = VecDeque::with_capacity(PIPELINE_DEPTH);
-        let mut claims = 0;
-        let mut cursor = None;
-        let mut again = true;
-        let mut wakes_seen = self.wakes.load(Ordering::Acquire);
-        loop {
-            if again && in_flight.len() < PIPELINE_DEPTH && outcome.transient.is_none() {
-                wakes_seen = self.wakes.load(Ordering::Acquire);
-                let rows = outbox::due(&mut tx, &locked, cursor, self.settings.batch_size).await?;
-                claims += 1;
-                outcome.full = rows.len() as u64 >= u64::from(self.settings.batch_size);
-                again = outcome.full && claims < MAX_CLAIMS_PER_CYCLE;
-                if let Some(last) = rows.last() {
-                    cursor = Some(last.id);
-                    in_flight.push_back(self.produce(&publisher, rows, &mut outcome));
-                    self.pause_for_fault(FaultPhase::AfterProduce).await;
-                    continue;
-                }
-            }
-            let Some(batch) = in_flight.pop_front() else {
-                break;
-            };
-            let acknowledged = self.await_acknowledgments(batch, &mut outcome).await;
-            self.pause_for_fault(FaultPhase::AfterAck).await;
-            self.settle(&mut tx, acknowledged, &mut outcome).await?;
-            // Rows committed since the last claim: take them in this cycle too.
-            if claims < MAX_CLAIMS_PER_CYCLE && self.wakes.load(Ordering::Acquire) != wakes_seen {
-                again = true;
-            }
-        }
-        tx.commit().await?;
-        tracing::debug!(
-            claims,
-            rows = outcome.published,
-            parked_or_waiting = outcome.poison_rows,
-            committed_ms = started.elapsed().as_millis(),
-            "cycle"
-        );
-        self.metrics.batch_size.observe(outcome.published as f64);
-        if let Some(error) = outcome.transient {
-            if publisher.is_fatal() || error.is_producer_state() {
-                self.renew_publisher(&publisher);
-            }
-            return Err(error);
-        }
-        self.metrics.set_ready(true);
-        Ok(Cycle::Published {
-            rows: outcome.published,
-            full: outcome.full || self.wakes.load(Ordering::Acquire) != wakes_seen,
-        })
-    }
+        let read_ms = started.elapsed().as_millis();
 
-    /// Queues a batch on the producer (pipelining). Once a row of an order fails, the
-    /// order's later rows are not sent in this cycle, so they can never overtake it.
-    fn produce(
-        &self,
-        publisher: &KafkaPublisher,
-        rows: Vec<OutboxRow>,
-        outcome: &mut Outcome,
-    ) -> Batch {
+        // Queue everything (pipelining). Once a row of an order fails, the order's later
+        // rows are not sent in this cycle, so they can never overtake it.
+        let mut blocked: HashSet<Uuid> = HashSet::new();
+        let mut poison: Vec<(&OutboxRow, String)> = Vec::new();
         let mut pending = Vec::with_capacity(rows.len());
-        for row in rows {
-            if outcome.failed.contains(&row.event.aggregate_id) {
+        for row in &rows {
+            if blocked.contains(&row.event.aggregate_id) {
                 continue;
             }
             if serde_json::from_str::<serde::de::IgnoredAny>(&row.event.value).is_err() {
-                outcome.failed.insert(row.event.aggregate_id);
-                outcome
-                    .poison
-                    .push((row, "the outbox message is not valid JSON".to_owned()));
+                blocked.insert(row.event.aggregate_id);
+                poison.push((row, "the outbox message is not valid JSON".to_owned()));
                 continue;
             }
             match publisher.enqueue(&row.event) {
                 Ok(delivery) => pending.push((row, delivery)),
                 Err(error) if is_poison(&error) => {
-                    outcome.failed.insert(row.event.aggregate_id);
-                    outcome.poison.push((row, error.to_string()));
+                    blocked.insert(row.event.aggregate_id);
+                    poison.push((row, error.to_string()));
                 }
                 Err(error) => {
                     // Queue full or producer trouble: send the rest next cycle.
@@ -424,30 +336,28 @@ impl Relay {
                 }
             }
         }
-        Batch { pending }
-    }
+        let produced_ms = started.elapsed().as_millis();
+        self.pause_for_fault(FaultPhase::AfterProduce).await;
 
-    /// Awaits a batch's acknowledgments, in order; returns the rows that are done: a
-    /// row is done only if no earlier row of its order failed in this cycle.
-    async fn await_acknowledgments(&self, batch: Batch, outcome: &mut Outcome) -> Vec<OutboxRow> {
-        let mut acknowledged = Vec::with_capacity(batch.pending.len());
-        for (row, delivery) in batch.pending {
-            let result = match delivery.await {
+        let mut acknowledged = Vec::with_capacity(pending.len());
+        let mut failed: HashSet<Uuid> = blocked.clone();
+        let mut transient = None;
+        for (row, delivery) in pending {
+            let outcome = match delivery.await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err((error, _))) => Err(error),
                 Err(_canceled) => Err(KafkaError::Canceled),
             };
-            match result {
-                Ok(()) if !outcome.failed.contains(&row.event.aggregate_id) => {
-                    acknowledged.push(row)
-                }
+            match outcome {
+                // A row is done only if no earlier row of its order failed in this cycle.
+                Ok(()) if !failed.contains(&row.event.aggregate_id) => acknowledged.push(row),
                 Ok(()) => {}
                 Err(error) => {
-                    outcome.failed.insert(row.event.aggregate_id);
+                    failed.insert(row.event.aggregate_id);
                     if is_poison(&error) {
-                        outcome.poison.push((row, error.to_string()));
-                    } else if outcome.transient.is_none() {
-                        outcome.transient = Some(CycleError::Delivery {
+                        poison.push((row, error.to_string()));
+                    } else if transient.is_none() {
+                        transient = Some(CycleError::Delivery {
                             event_id: row.event.event_id,
                             error,
                         });
@@ -455,31 +365,23 @@ impl Relay {
                 }
             }
         }
-        acknowledged
-    }
+        let acked_ms = started.elapsed().as_millis();
+        self.pause_for_fault(FaultPhase::AfterAck).await;
 
-    /// Deletes the acknowledged rows and records the failed attempts of poison rows, in
-    /// the cycle's transaction.
-    async fn settle(
-        &self,
-        tx: &mut PgConnection,
-        acknowledged: Vec<OutboxRow>,
-        outcome: &mut Outcome,
-    ) -> Result<(), CycleError> {
         let acked_at = Utc::now();
         if !acknowledged.is_empty() {
             let ids: Vec<i64> = acknowledged.iter().map(|row| row.id).collect();
-            outbox::delete(&mut *tx, &ids).await?;
+            outbox::delete(&mut tx, &ids).await?;
         }
-        for (row, error) in std::mem::take(&mut outcome.poison) {
+        for (row, error) in &poison {
             let retry_in = backoff(
                 u32::try_from(row.attempts + 1).unwrap_or(1),
                 self.settings.max_backoff,
             );
             outbox::record_failure(
-                &mut *tx,
+                &mut tx,
                 row.id,
-                &error,
+                error,
                 retry_in.as_millis() as i64,
                 self.settings.max_attempts,
             )
@@ -494,8 +396,17 @@ impl Relay {
                 .failures
                 .with_label_values(&[if parked { "parked" } else { "poison" }])
                 .inc();
-            outcome.poison_rows += 1;
         }
+        tx.commit().await?;
+        tracing::debug!(
+            rows = rows.len(),
+            read_ms,
+            produced_ms,
+            acked_ms,
+            committed_ms = started.elapsed().as_millis(),
+            "cycle"
+        );
+
         for row in &acknowledged {
             let latency = (acked_at - row.created_at)
                 .num_microseconds()
@@ -504,8 +415,18 @@ impl Relay {
             self.metrics.publish_latency.observe(latency as f64 / 1e6);
         }
         self.metrics.published.inc_by(acknowledged.len() as u64);
-        outcome.published += acknowledged.len();
-        Ok(())
+        self.metrics.batch_size.observe(acknowledged.len() as f64);
+        if let Some(error) = transient {
+            if publisher.is_fatal() || error.is_producer_state() {
+                self.renew_publisher(&publisher);
+            }
+            return Err(error);
+        }
+        self.metrics.set_ready(true);
+        Ok(Cycle::Published {
+            rows: acknowledged.len(),
+            full,
+        })
     }
 
     fn publisher(&self) -> KafkaPublisher {
@@ -559,7 +480,7 @@ impl Relay {
 /// committed outbox rows, and by the operator commands). A notification that arrives
 /// while a cycle runs is kept (a [`Notify`] permit), so the next cycle starts as soon as
 /// this one ends. Reconnects after a failure; the poll interval covers the gap.
-async fn listen(pool: PgPool, wake: Arc<Notify>, wakes: Arc<AtomicU64>) {
+async fn listen(pool: PgPool, wake: Arc<Notify>) {
     loop {
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
@@ -568,10 +489,7 @@ async fn listen(pool: PgPool, wake: Arc<Notify>, wakes: Arc<AtomicU64>) {
                 } else {
                     loop {
                         match listener.recv().await {
-                            Ok(_) => {
-                                wakes.fetch_add(1, Ordering::AcqRel);
-                                wake.notify_one();
-                            }
+                            Ok(_) => wake.notify_one(),
                             Err(error) => {
                                 tracing::warn!(%error, "LISTEN connection lost; reconnecting");
                                 break;
