@@ -3,7 +3,7 @@
 
 use adapters::kafka::OutgoingEvent;
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
+use sqlx::{Connection, PgConnection, PgExecutor, PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 /// How many partitions the outbox is split into (fixed by the migration's expression).
@@ -291,30 +291,89 @@ pub async fn skip_parked(pool: &PgPool, selection: ParkedSelection) -> Result<u6
     Ok(done.rows_affected())
 }
 
-/// Refreshes this relay's heartbeat (registering it when new) and returns the live
-/// members (seen within `ttl_ms`), sorted by id.
+/// First key of the session-level advisory lock each relay holds for its lifetime on
+/// its member connection; the second is the member's `session_key`.
+pub const MEMBER_LOCK_CLASS: i32 = 0x6f62_786d; // "obxm"
+
+/// Whether member `m` (an alias in the query) is alive: heard from within `$ttl`
+/// milliseconds and, when it registered a session key, still holding its lock (which
+/// PostgreSQL drops the moment the relay's connection closes, so a killed relay is
+/// dead at once rather than after the time-out).
+const LIVE_MEMBER: &str =
+    "m.heartbeat_at >= clock_timestamp() - make_interval(secs => $1::float8 / 1000) \
+     AND (m.session_key IS NULL OR EXISTS ( \
+         SELECT 1 FROM pg_locks l \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 \
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND l.classid = $2::oid AND l.objid = m.session_key::oid))";
+
+/// A relay's own connection, holding its member lock for as long as it is open.
+#[derive(Debug)]
+pub struct MemberSession {
+    conn: PgConnection,
+    key: i32,
+}
+
+impl MemberSession {
+    /// Opens a connection of its own (never one of the pool's, which come and go) and
+    /// takes the member lock under a fresh random key.
+    ///
+    /// # Errors
+    /// When the database fails, or no free key was found in a few tries.
+    pub async fn open(pool: &PgPool) -> Result<MemberSession, sqlx::Error> {
+        let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+        for _ in 0..8 {
+            let key = rand::random_range(1..i32::MAX);
+            let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+                .bind(MEMBER_LOCK_CLASS)
+                .bind(key)
+                .fetch_one(&mut conn)
+                .await?;
+            if taken {
+                return Ok(MemberSession { conn, key });
+            }
+        }
+        Err(sqlx::Error::Protocol(
+            "no free relay member lock key after 8 tries".into(),
+        ))
+    }
+
+    /// Closes the connection, which releases the member lock.
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+/// Refreshes this relay's heartbeat on its member session (registering it when new),
+/// forgets members that are long dead or whose session is gone, and returns the live
+/// members, sorted by id.
 ///
 /// # Errors
-/// When the database fails.
+/// When the database fails; the session should then be reopened.
 pub async fn heartbeat(
-    pool: &PgPool,
+    session: &mut MemberSession,
     relay_id: Uuid,
     host: &str,
     ttl_ms: i64,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query(
-        "INSERT INTO relay_members (relay_id, host) VALUES ($1, $2) \
-         ON CONFLICT (relay_id) DO UPDATE SET heartbeat_at = clock_timestamp()",
+        "INSERT INTO relay_members (relay_id, host, session_key) VALUES ($1, $2, $3) \
+         ON CONFLICT (relay_id) DO UPDATE SET heartbeat_at = clock_timestamp(), session_key = EXCLUDED.session_key",
     )
     .bind(relay_id)
     .bind(host)
-    .execute(pool)
+    .bind(session.key)
+    .execute(&mut session.conn)
     .await?;
-    sqlx::query("DELETE FROM relay_members WHERE heartbeat_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000 * 10)")
-        .bind(ttl_ms as f64)
-        .execute(pool)
-        .await?;
-    live_members(pool, ttl_ms)
+    sqlx::query(&format!(
+        "DELETE FROM relay_members m WHERE m.heartbeat_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000 * 10) \
+         OR (m.session_key IS NOT NULL AND NOT ({LIVE_MEMBER}))"
+    ))
+    .bind(ttl_ms as f64)
+    .bind(MEMBER_LOCK_CLASS)
+    .execute(&mut session.conn)
+    .await?;
+    live_members(&mut session.conn, ttl_ms)
         .await
         .map(|members| members.into_iter().map(|m| m.relay_id).collect())
 }
@@ -328,17 +387,21 @@ pub struct Member {
     pub heartbeat_at: DateTime<Utc>,
 }
 
-/// The relays seen within `ttl_ms`, sorted by id.
+/// The live relays (see [`LIVE_MEMBER`]), sorted by id.
 ///
 /// # Errors
 /// When the database fails.
-pub async fn live_members(pool: &PgPool, ttl_ms: i64) -> Result<Vec<Member>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT relay_id, host, started_at, heartbeat_at FROM relay_members \
-         WHERE heartbeat_at >= clock_timestamp() - make_interval(secs => $1::float8 / 1000) ORDER BY relay_id",
-    )
+pub async fn live_members<'c>(
+    executor: impl PgExecutor<'c>,
+    ttl_ms: i64,
+) -> Result<Vec<Member>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT relay_id, host, started_at, heartbeat_at FROM relay_members m \
+         WHERE {LIVE_MEMBER} ORDER BY relay_id"
+    ))
     .bind(ttl_ms as f64)
-    .fetch_all(pool)
+    .bind(MEMBER_LOCK_CLASS)
+    .fetch_all(executor)
     .await?;
     Ok(rows
         .into_iter()

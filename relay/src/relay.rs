@@ -130,6 +130,8 @@ pub struct Relay {
     settings: RelaySettings,
     partitions: Arc<RwLock<Vec<i32>>>,
     wake: Arc<Notify>,
+    /// The connection holding this relay's member lock; reopened when it breaks.
+    session: Arc<tokio::sync::Mutex<Option<outbox::MemberSession>>>,
 }
 
 impl Relay {
@@ -147,6 +149,7 @@ impl Relay {
             settings,
             partitions: Arc::new(RwLock::new(Vec::new())),
             wake: Arc::new(Notify::new()),
+            session: Arc::new(tokio::sync::Mutex::new(None)),
         }
     }
 
@@ -207,7 +210,10 @@ impl Relay {
         membership.abort();
         listener.abort();
         if let Err(error) = outbox::leave(&self.pool, self.id).await {
-            tracing::warn!(%error, "could not leave the relay membership; others take over after its time-out");
+            tracing::warn!(%error, "could not leave the relay membership; others take over when its member session closes");
+        }
+        if let Some(session) = self.session.lock().await.take() {
+            session.close().await;
         }
         self.metrics.set_ready(false);
         self.metrics.owned_partitions.set(0);
@@ -249,11 +255,32 @@ impl Relay {
         }
     }
 
+    /// Heartbeats on the member session (opening it first when there is none, or when
+    /// the last heartbeat broke it) and takes this relay's share of the partitions.
     async fn refresh_membership(&self) {
         let ttl = i64::try_from(self.settings.member_ttl.as_millis()).unwrap_or(i64::MAX);
         let host =
             std::env::var("HOSTNAME").unwrap_or_else(|_| format!("pid-{}", std::process::id()));
-        match outbox::heartbeat(&self.pool, self.id, &host, ttl).await {
+        let mut session = self.session.lock().await;
+        if session.is_none() {
+            match outbox::MemberSession::open(&self.pool).await {
+                Ok(opened) => *session = Some(opened),
+                Err(error) => {
+                    tracing::warn!(%error, "could not open the relay member session");
+                    return;
+                }
+            }
+        }
+        let Some(open) = session.as_mut() else {
+            return;
+        };
+        let heartbeat = outbox::heartbeat(open, self.id, &host, ttl).await;
+        if heartbeat.is_err() {
+            // A broken connection has lost the lock: open a new one next time.
+            *session = None;
+        }
+        drop(session);
+        match heartbeat {
             Ok(members) => {
                 let index = members.iter().position(|m| *m == self.id).unwrap_or(0);
                 let mine = outbox::assigned_partitions(index, members.len());

@@ -335,6 +335,49 @@ async fn relays_split_the_partitions_and_a_dead_relays_partitions_are_taken_over
     system.stop().await;
 }
 
+/// Waits until `relay` says it owns `partitions` partitions, for at most `within`.
+async fn wait_for_owned(relay: &RelayProcess, partitions: f64, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    while relay.metric("relay_owned_partitions").await != partitions {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relay never owned {partitions} partitions within {within:?}; log:\n{}",
+            relay.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_relays_partitions_are_taken_over_without_waiting_for_its_time_out() {
+    // A member time-out far longer than the wait below: the survivor can only take the
+    // dead relay's partitions in time because the dead relay's member lock was released
+    // when its connection closed (the heartbeat alone would keep it alive for 60 s).
+    let ttl = [("RELAY_MEMBER_TTL_MS", "60000")];
+    let system = System::start(0).await;
+    let mut first = spawn_relay(&system, &ttl);
+    first
+        .wait_for_log("relay partitions assigned", Duration::from_secs(20))
+        .await;
+    let second = spawn_relay(&system, &ttl);
+    // The heartbeat runs every TTL / 5 = 12 s, so both see each other within 12 s.
+    wait_for_owned(&second, 32.0, Duration::from_secs(30)).await;
+    wait_for_owned(&first, 32.0, Duration::from_secs(30)).await;
+
+    first.kill9();
+    wait_for_owned(&second, 64.0, Duration::from_secs(30)).await;
+    for n in 0..6 {
+        lifecycle(&system, n).await;
+    }
+    system.wait_for_empty_outbox(Duration::from_secs(30)).await;
+    let committed = system.committed_events().await;
+    let received = system
+        .consume(Duration::from_secs(30), all_seen(&committed))
+        .await;
+    check_delivery(&committed, &received);
+    system.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_the_broker_down_the_relay_backs_off_keeps_every_row_and_resumes_by_itself() {
     let system = System::start(0).await;

@@ -1,0 +1,11 @@
+-- A relay that dies without leaving (kill -9, a crashed pod) used to keep its
+-- partitions until its heartbeat grew older than RELAY_MEMBER_TTL_MS: seconds in
+-- which a fifth, a half or all of the orders were published by nobody. Now each relay
+-- also holds a session-level advisory lock (class 0x6f62786d, "obxm", and this key) on
+-- a connection of its own for as long as it lives. PostgreSQL releases the lock the
+-- moment that connection closes, which is the moment the process dies, so the others
+-- see the member gone at their next heartbeat instead of after the time-out. A member
+-- without a key (a relay of an earlier version) is judged by its heartbeat alone, as
+-- before; a member whose lock is held but whose heartbeat is stale (a frozen process)
+-- is dead too.
+ALTER TABLE relay_members ADD COLUMN session_key INTEGER;
