@@ -18,7 +18,8 @@
 //! (16), `BENCH_COMMAND_SECONDS` (10) or `BENCH_COMMANDS` (commands per phase, instead
 //! of seconds), `BENCH_RATES` (500,1000), `BENCH_STEADY_SECONDS` (23),
 //! `BENCH_DRAIN_CREATIONS` (25000), `BENCH_DRAIN_ADDITIONS` (15000),
-//! `BENCH_RESTARTS` (3); `BENCH_PEER_DIR` (../shared/peers/cqrs-es-bench).
+//! `BENCH_RESTARTS` (3); `BENCH_PEER_DIR` (../shared/peers/cqrs-es-bench);
+//! `BENCH_CHILD_LOG` (the children's `RUST_LOG`; their logs are kept when set).
 
 mod commands;
 mod cpu;

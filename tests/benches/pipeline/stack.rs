@@ -63,6 +63,15 @@ fn database_url(database: &str) -> String {
     }
 }
 
+/// `BENCH_CHILD_LOG`: the children's `RUST_LOG` (default `warn`); when set, their logs
+/// are kept and named in the report, for reading a relay's per-cycle timings
+/// (`BENCH_CHILD_LOG=warn,relay=debug`).
+fn child_log() -> Option<String> {
+    std::env::var("BENCH_CHILD_LOG")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
 /// A child process, killed (SIGKILL) when dropped.
 #[derive(Debug)]
 pub(crate) struct Child {
@@ -77,7 +86,7 @@ impl Child {
             std::env::temp_dir().join(format!("bench-{name}-{}.log", Uuid::now_v7().simple()));
         let file = std::fs::File::create(&log).expect("log file");
         command
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", child_log().unwrap_or_else(|| "warn".to_owned()))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
@@ -137,7 +146,13 @@ impl Child {
             .lines()
             .filter(|l| l.contains("ERROR") || l.contains("panicked"))
             .count();
-        if let Some(status) = exited {
+        if child_log().is_some() {
+            crate::figures::report(
+                &format!("{} log (BENCH_CHILD_LOG)", self.name),
+                &format!("kept: {}", self.log.display()),
+            );
+            self.log = PathBuf::new();
+        } else if let Some(status) = exited {
             crate::figures::report(
                 &format!("WARNING: {} had exited ({status})", self.name),
                 &format!("log kept: {}", self.log.display()),
@@ -205,7 +220,7 @@ impl Stack {
             .arg("migrate")
             .env("DATABASE_URL", &database_url)
             .env("AUTH_MODE", "none")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", child_log().unwrap_or_else(|| "warn".to_owned()))
             .output()
             .expect("run order-service migrate");
         assert!(
