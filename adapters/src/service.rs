@@ -20,8 +20,8 @@ use tonic::service::Routes;
 use crate::auth::{self, Authenticator, Claims};
 use crate::grpc::{self, GrpcState};
 use crate::http::{router, AppState, HttpLimits, HttpMetrics};
-use crate::postgres::{PgEventStore, PgReadModel};
-use crate::projector::ProjectorSettings;
+use order_kafka::projector::ProjectorSettings;
+use order_postgres::{PgEventStore, PgReadModel};
 
 /// HTTP and gRPC APIs for order commands and queries.
 ///
@@ -303,7 +303,7 @@ impl Cli {
     /// # Errors
     /// When it is not `HOST:PORT`.
     pub fn http_socket_addr(&self) -> anyhow::Result<SocketAddr> {
-        parse_addr(&self.http_addr)
+        order_runtime::parse_addr(&self.http_addr)
             .with_context(|| format!("HTTP_ADDR {:?} is not HOST:PORT", self.http_addr))
     }
 
@@ -312,23 +312,9 @@ impl Cli {
     /// # Errors
     /// When it is not `HOST:PORT`.
     pub fn grpc_socket_addr(&self) -> anyhow::Result<SocketAddr> {
-        parse_addr(&self.grpc_addr)
+        order_runtime::parse_addr(&self.grpc_addr)
             .with_context(|| format!("GRPC_ADDR {:?} is not HOST:PORT", self.grpc_addr))
     }
-}
-
-/// Parses `HOST:PORT` (`:PORT` = all interfaces).
-///
-/// # Errors
-/// When it is not an IP address and port.
-pub fn parse_addr(text: &str) -> anyhow::Result<SocketAddr> {
-    let text = if text.starts_with(':') {
-        format!("0.0.0.0{text}")
-    } else {
-        text.to_owned()
-    };
-    let text = text.replace("localhost:", "127.0.0.1:");
-    Ok(text.parse()?)
 }
 
 /// The use cases every API calls, on one pool: the event store with snapshots, the
@@ -435,7 +421,7 @@ pub async fn run_projector(
         Arc::new(PgReadModel::new(pool.clone())),
         Arc::new(PgEventStore::new(pool)),
     );
-    crate::projector::run(settings, projector, shutdown).await
+    order_kafka::projector::run(settings, projector, shutdown).await
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight
@@ -459,31 +445,10 @@ pub async fn purge_idempotency_keys_forever(pool: PgPool, every: Duration) {
     let mut ticker = tokio::time::interval(every);
     loop {
         ticker.tick().await;
-        match crate::postgres::purge_idempotency_keys(&pool, 24).await {
+        match order_postgres::purge_idempotency_keys(&pool, 24).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "purged idempotency keys older than 24 hours"),
             Err(error) => tracing::warn!(%error, "purging idempotency keys failed; will retry"),
-        }
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-///
-/// The handlers are installed when this is called (not when the future is first
-/// polled), so a signal that arrives while the process is still starting up is not
-/// lost to the default action. Call it first thing, inside the runtime.
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    use tokio::signal::unix::{signal, SignalKind};
-    let interrupt = signal(SignalKind::interrupt());
-    let terminate = signal(SignalKind::terminate());
-    async move {
-        let (Ok(mut interrupt), Ok(mut terminate)) = (interrupt, terminate) else {
-            tracing::warn!("cannot listen for SIGINT/SIGTERM; stop the process with SIGKILL");
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = interrupt.recv() => tracing::info!("SIGINT received; shutting down"),
-            _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
         }
     }
 }

@@ -17,12 +17,12 @@ use std::time::Duration;
 use adapters::auth::{expiry_in, now_seconds, Authenticator, Claims};
 use adapters::grpc::proto::{self, order_service_client::OrderServiceClient};
 use adapters::http::HttpLimits;
-use adapters::postgres::{PgEventStore, PgReadModel};
 use adapters::service::{build_grpc, build_router, run_grpc, ServiceSettings};
 use application::{EventStore, Projector};
 use axum::body::{to_bytes, Body};
 use axum::http::{Method, Request as HttpRequest};
 use domain::OrderId;
+use order_postgres::{PgEventStore, PgReadModel};
 use prost::bytes::{Buf, BufMut};
 use prost::Message;
 use serde_json::{json, Value};
@@ -497,7 +497,7 @@ fn jwt_settings() -> ServiceSettings {
 // Commands and queries
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn every_command_answers_its_acknowledgment_with_the_new_version(pool: PgPool) {
     let server = Server::start(pool).await;
     let created = server.ack(Rpc::Create(order())).await;
@@ -545,7 +545,7 @@ async fn every_command_answers_its_acknowledgment_with_the_new_version(pool: PgP
     assert_eq!(cancelled.cancellation.map(|c| c.refund_amount), Some(0));
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_client_order_id_is_kept_and_a_second_create_with_it_already_exists(pool: PgPool) {
     let server = Server::start(pool).await;
     let id = Uuid::now_v7().to_string();
@@ -563,7 +563,7 @@ async fn a_client_order_id_is_kept_and_a_second_create_with_it_already_exists(po
         .await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn the_queries_answer_the_order_its_history_as_of_an_instant_and_the_list(pool: PgPool) {
     let server = Server::start(pool.clone()).await;
     let id = server.place().await;
@@ -639,7 +639,7 @@ async fn the_queries_answer_the_order_its_history_as_of_an_instant_and_the_list(
     server.assert_invalid(Rpc::List(malformed), "cursor").await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn the_correlation_id_is_echoed_and_recorded_and_a_malformed_one_is_invalid(pool: PgPool) {
     let server = Server::start(pool).await;
     let call = Call::from(Rpc::Create(order()))
@@ -680,7 +680,7 @@ async fn the_correlation_id_is_echoed_and_recorded_and_a_malformed_one_is_invali
 // Every error code, provoked for real
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn invalid_input_is_invalid_argument_naming_each_field_as_http_does(pool: PgPool) {
     let server = Server::start(pool).await;
     let id = server.place().await;
@@ -805,7 +805,7 @@ async fn invalid_input_is_invalid_argument_naming_each_field_as_http_does(pool: 
         .await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn an_unknown_order_or_line_is_not_found(pool: PgPool) {
     let server = Server::start(pool).await;
     let unknown = Uuid::now_v7().to_string();
@@ -823,7 +823,7 @@ async fn an_unknown_order_or_line_is_not_found(pool: PgPool) {
         .await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_command_the_state_does_not_allow_is_failed_precondition(pool: PgPool) {
     let server = Server::start(pool).await;
     let id = server.place().await;
@@ -848,7 +848,7 @@ async fn a_command_the_state_does_not_allow_is_failed_precondition(pool: PgPool)
     }
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn an_expected_version_mismatch_is_aborted_and_writes_nothing_while_a_match_succeeds(
     pool: PgPool,
 ) {
@@ -876,7 +876,7 @@ async fn an_expected_version_mismatch_is_aborted_and_writes_nothing_while_a_matc
     );
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_concurrency_conflict_that_retries_do_not_resolve_is_aborted(pool: PgPool) {
     const N: usize = 12;
     let settings = ServiceSettings {
@@ -909,7 +909,7 @@ async fn a_concurrency_conflict_that_retries_do_not_resolve_is_aborted(pool: PgP
 
 #[tokio::test]
 async fn an_unreachable_database_is_unavailable() {
-    let pool = adapters::postgres::connect_lazy(
+    let pool = order_postgres::connect_lazy(
         "postgres://postgres@127.0.0.1:1/x",
         1,
         Duration::from_millis(200),
@@ -943,7 +943,7 @@ async fn an_unreachable_database_is_unavailable() {
 async fn overload_is_resource_exhausted_at_once_and_a_slow_request_unavailable() {
     // Every request waits for the unreachable database for up to 2 s; the guard allows
     // one request in flight and 500 ms each.
-    let pool = adapters::postgres::connect_lazy(
+    let pool = order_postgres::connect_lazy(
         "postgres://postgres@127.0.0.1:1/x",
         1,
         Duration::from_secs(2),
@@ -975,7 +975,7 @@ async fn overload_is_resource_exhausted_at_once_and_a_slow_request_unavailable()
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_bug_is_internal_and_says_nothing_internal(pool: PgPool) {
     // A damaged store: an event of a type this code does not know.
     let id = Uuid::now_v7();
@@ -1006,7 +1006,7 @@ async fn a_bug_is_internal_and_says_nothing_internal(pool: PgPool) {
 // Idempotency
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_retry_with_the_same_key_replays_the_first_ack_and_writes_nothing(pool: PgPool) {
     let server = Server::start(pool).await;
     let create = Call::from(Rpc::Create(order())).key("create-1");
@@ -1054,7 +1054,7 @@ async fn a_retry_with_the_same_key_replays_the_first_ack_and_writes_nothing(pool
 // Authentication and authorization
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn missing_garbage_expired_or_wrongly_signed_tokens_are_unauthenticated(pool: PgPool) {
     let server = Server::with_settings(pool, &jwt_settings()).await;
     let expired = token_for("user-1", &["operator"], None, now_seconds() - 3600);
@@ -1096,7 +1096,7 @@ async fn missing_garbage_expired_or_wrongly_signed_tokens_are_unauthenticated(po
         .await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn customers_act_only_on_their_own_orders_and_may_not_ship(pool: PgPool) {
     let server = Server::with_settings(pool, &jwt_settings()).await;
     let alice = token(&["customer"], Some("cust-1"));
@@ -1156,7 +1156,7 @@ async fn customers_act_only_on_their_own_orders_and_may_not_ship(pool: PgPool) {
     server.ok(Call::from(history(&id)).bearer(&operator)).await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn the_token_subject_is_the_recorded_user_whatever_x_user_id_says(pool: PgPool) {
     let server = Server::with_settings(pool, &jwt_settings()).await;
     let token = token_for(
@@ -1795,7 +1795,7 @@ async fn assert_parity(
     (status, code)
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn every_command_and_error_answers_alike_over_http_and_grpc(pool: PgPool) {
     let settings = ServiceSettings::default();
     let server = Server::with_settings(pool.clone(), &settings).await;
@@ -1856,7 +1856,7 @@ async fn every_command_and_error_answers_alike_over_http_and_grpc(pool: PgPool) 
     }
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn authentication_and_authorization_answer_alike_over_http_and_grpc(pool: PgPool) {
     let settings = jwt_settings();
     let server = Server::with_settings(pool.clone(), &settings).await;
@@ -2027,7 +2027,7 @@ async fn send_raw(channel: &Channel, rpc: &str, bytes: Vec<u8>, call: &Call) -> 
         .map(drop)
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn undecodable_bytes_are_invalid_argument_and_an_oversized_message_out_of_range(
     pool: PgPool,
 ) {
@@ -2428,7 +2428,7 @@ mod fuzz {
     }
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 #[allow(clippy::print_stdout)]
 async fn random_and_mutated_messages_never_fail_internally_and_rejections_write_nothing(
     pool: PgPool,

@@ -24,7 +24,7 @@ use support::*;
 // Happy paths
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn creating_an_order_answers_201_with_location_etag_and_the_acknowledgment(pool: PgPool) {
     let api = Api::new(pool);
     let reply = api.send(Call::post("/orders", &order_body())).await;
@@ -42,7 +42,7 @@ async fn creating_an_order_answers_201_with_location_etag_and_the_acknowledgment
     assert_eq!(counts(&api.pool).await, (1, 1, 0));
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn creating_an_order_with_a_client_order_id_keeps_that_id(pool: PgPool) {
     let api = Api::new(pool);
     let id = Uuid::now_v7().to_string();
@@ -59,7 +59,7 @@ async fn creating_an_order_with_a_client_order_id_keeps_that_id(pool: PgPool) {
     assert_eq!(api.order(&id).await["orderId"], json!(id));
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn reading_an_order_returns_every_field_with_line_totals_the_discounted_total_and_its_etag(
     pool: PgPool,
 ) {
@@ -98,7 +98,7 @@ async fn reading_an_order_returns_every_field_with_line_totals_the_discounted_to
     }
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn adding_an_item_merges_a_product_already_ordered_and_appends_a_new_one(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -144,7 +144,7 @@ async fn adding_an_item_merges_a_product_already_ordered_and_appends_a_new_one(p
     );
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn removing_an_item_drops_its_whole_line(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -169,7 +169,7 @@ async fn removing_an_item_drops_its_whole_line(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn changing_the_delivery_address_replaces_it_and_leaves_the_customer_address(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -199,7 +199,7 @@ async fn changing_the_delivery_address_replaces_it_and_leaves_the_customer_addre
     assert_eq!(api.order(&id).await["deliveryAddress"], address());
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn paying_then_shipping_moves_the_order_through_its_lifecycle(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -235,7 +235,7 @@ async fn paying_then_shipping_moves_the_order_through_its_lifecycle(pool: PgPool
     assert_eq!(history[2]["payload"], shipment());
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn cancelling_records_the_amount_paid_as_the_refund(pool: PgPool) {
     let api = Api::new(pool);
 
@@ -274,7 +274,7 @@ async fn cancelling_records_the_amount_paid_as_the_refund(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn the_history_lists_every_event_in_version_order_with_its_envelope(pool: PgPool) {
     let api = Api::new(pool);
     let created = api
@@ -374,7 +374,7 @@ async fn the_history_lists_every_event_in_version_order_with_its_envelope(pool: 
     );
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn reading_as_of_an_instant_shows_the_order_as_it_was_then(pool: PgPool) {
     let api = Api::new(pool);
     let before_creation = Utc::now() - chrono::Duration::seconds(1);
@@ -421,7 +421,7 @@ async fn reading_as_of_an_instant_shows_the_order_as_it_was_then(pool: PgPool) {
     assert_eq!(now.json["version"], json!(2));
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn health_readiness_and_metrics_answer(pool: PgPool) {
     let api = Api::new(pool);
 
@@ -444,7 +444,7 @@ async fn health_readiness_and_metrics_answer(pool: PgPool) {
     assert!(text.contains("http_request_duration_seconds"), "{text}");
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn the_correlation_id_is_echoed_and_generated_when_absent(pool: PgPool) {
     let api = Api::new(pool);
 
@@ -487,7 +487,7 @@ async fn the_correlation_id_is_echoed_and_generated_when_absent(pool: PgPool) {
 // 400
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn bodies_that_are_not_json_answer_400_and_write_nothing(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -530,7 +530,7 @@ async fn bodies_that_are_not_json_answer_400_and_write_nothing(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn malformed_path_query_and_header_parameters_answer_400(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -634,7 +634,7 @@ async fn malformed_path_query_and_header_parameters_answer_400(pool: PgPool) {
 // 404, 405
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn an_unknown_order_answers_404_on_queries_and_on_every_command(pool: PgPool) {
     let api = Api::new(pool);
     api.place().await;
@@ -667,7 +667,7 @@ async fn an_unknown_order_answers_404_on_queries_and_on_every_command(pool: PgPo
     }
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn an_unknown_line_or_route_answers_404_and_a_wrong_method_405(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -702,7 +702,7 @@ async fn an_unknown_line_or_route_answers_404_and_a_wrong_method_405(pool: PgPoo
 // 409
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn commands_the_state_does_not_allow_answer_409_invalid_state(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -748,7 +748,7 @@ async fn commands_the_state_does_not_allow_answer_409_invalid_state(pool: PgPool
     }
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn creating_an_order_with_an_existing_id_answers_409_already_exists_whatever_the_body(
     pool: PgPool,
 ) {
@@ -778,7 +778,7 @@ async fn creating_an_order_with_an_existing_id_answers_409_already_exists_whatev
 // 412
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn an_if_match_mismatch_answers_412_and_writes_nothing_while_a_match_succeeds(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -838,7 +838,7 @@ fn oversized_order() -> Vec<u8> {
     serde_json::to_vec(&body).expect("serializes")
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn bodies_over_64_kib_answer_413(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -876,7 +876,7 @@ async fn bodies_over_64_kib_answer_413(pool: PgPool) {
         .await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn bodies_that_are_not_application_json_answer_415(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -920,7 +920,7 @@ async fn bodies_that_are_not_application_json_answer_415(pool: PgPool) {
 // 422
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn missing_fields_answer_422_naming_each_of_them(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -1003,7 +1003,7 @@ async fn missing_fields_answer_422_naming_each_of_them(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn quantities_out_of_range_or_not_integers_answer_422(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -1044,7 +1044,7 @@ async fn quantities_out_of_range_or_not_integers_answer_422(pool: PgPool) {
         .await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn amounts_out_of_range_answer_422(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -1094,7 +1094,7 @@ async fn amounts_out_of_range_answer_422(pool: PgPool) {
     .await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn unknown_codes_and_malformed_strings_answer_422_naming_the_field(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -1235,7 +1235,7 @@ async fn unknown_codes_and_malformed_strings_answer_422_naming_the_field(pool: P
     }
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn creation_rules_answer_422(pool: PgPool) {
     let api = Api::new(pool);
 
@@ -1297,7 +1297,7 @@ async fn creation_rules_answer_422(pool: PgPool) {
     .await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn rules_on_the_order_content_answer_422(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -1370,7 +1370,7 @@ async fn rules_on_the_order_content_answer_422(pool: PgPool) {
 // Check order (API.md, "Errors")
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn framing_is_checked_first_413_then_415_then_400(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -1415,7 +1415,7 @@ async fn framing_is_checked_first_413_then_415_then_400(pool: PgPool) {
     .await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn malformed_parameters_answer_400_before_the_body_is_validated(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -1443,7 +1443,7 @@ async fn malformed_parameters_answer_400_before_the_body_is_validated(pool: PgPo
     }
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn an_invalid_request_answers_422_before_an_unknown_order_404(pool: PgPool) {
     let api = Api::new(pool);
     api.place().await;
@@ -1487,7 +1487,7 @@ async fn an_invalid_request_answers_422_before_an_unknown_order_404(pool: PgPool
     .await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn if_match_is_checked_before_the_state_and_the_state_before_the_content(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -1535,7 +1535,7 @@ async fn if_match_is_checked_before_the_state_and_the_state_before_the_content(p
 // Idempotency
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_retry_with_the_same_idempotency_key_replays_the_first_answer_and_writes_nothing(
     pool: PgPool,
 ) {
@@ -1577,7 +1577,7 @@ async fn a_retry_with_the_same_idempotency_key_replays_the_first_answer_and_writ
     }
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn an_idempotency_key_reused_with_another_body_path_or_method_answers_422(pool: PgPool) {
     let api = Api::new(pool);
     let id = api.place().await;
@@ -1623,7 +1623,7 @@ async fn an_idempotency_key_reused_with_another_body_path_or_method_answers_422(
         .await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn creating_an_order_with_an_idempotency_key_replays_201_with_the_same_order_id(
     pool: PgPool,
 ) {
@@ -1707,7 +1707,7 @@ async fn assert_gapless_with_one_outbox_row_per_event(api: &Api, id: &str, n: i6
     assert_eq!(unmatched, 0);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn concurrent_commands_on_one_order_are_re_run_and_all_succeed_without_a_gap(pool: PgPool) {
     const N: usize = 10;
     // A command that lost the race is re-run on the new state; with N racers the last
@@ -1737,7 +1737,7 @@ async fn concurrent_commands_on_one_order_are_re_run_and_all_succeed_without_a_g
     assert_gapless_with_one_outbox_row_per_event(&api, &id, N as i64 + 1).await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn under_heavy_contention_a_command_either_wins_or_answers_409_and_writes_nothing(
     pool: PgPool,
 ) {
@@ -1766,7 +1766,7 @@ async fn under_heavy_contention_a_command_either_wins_or_answers_409_and_writes_
 
 #[tokio::test]
 async fn an_unreachable_database_answers_503_with_retry_after() {
-    let pool = adapters::postgres::connect_lazy(
+    let pool = order_postgres::connect_lazy(
         "postgres://postgres@127.0.0.1:1/x",
         1,
         Duration::from_millis(200),

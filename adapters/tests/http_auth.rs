@@ -129,7 +129,7 @@ fn protected_calls(id: &str) -> Vec<Call> {
 // 401
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn every_route_but_the_open_ones_answers_401_without_a_token(pool: PgPool) {
     let api = jwt_api(pool);
     let id = api.place_as(&operator(), &order_body()).await;
@@ -158,7 +158,7 @@ async fn every_route_but_the_open_ones_answers_401_without_a_token(pool: PgPool)
     );
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn every_invalid_token_answers_401_with_a_bearer_challenge(pool: PgPool) {
     let api = jwt_api(pool);
     let now = now_seconds();
@@ -294,7 +294,7 @@ async fn every_invalid_token_answers_401_with_a_bearer_challenge(pool: PgPool) {
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn authentication_is_checked_before_the_body_framing(pool: PgPool) {
     let api = jwt_api(pool);
     let huge = vec![b' '; 70 * 1024];
@@ -313,7 +313,7 @@ async fn authentication_is_checked_before_the_body_framing(pool: PgPool) {
 // 403 and 404
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_customer_creates_orders_only_for_its_own_customer_id(pool: PgPool) {
     let api = jwt_api(pool);
     let created = api
@@ -342,7 +342,7 @@ async fn a_customer_creates_orders_only_for_its_own_customer_id(pool: PgPool) {
     .await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn another_customers_order_is_indistinguishable_from_a_missing_one(pool: PgPool) {
     let api = jwt_api(pool);
     let alices = api.place_as(&alice(), &order_body()).await;
@@ -395,7 +395,7 @@ async fn another_customers_order_is_indistinguishable_from_a_missing_one(pool: P
     .await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_customer_changes_pays_and_cancels_its_own_orders_but_may_not_ship(pool: PgPool) {
     let api = jwt_api(pool);
     let place = || async { api.place_as(&alice(), &order_body()).await };
@@ -439,7 +439,7 @@ async fn a_customer_changes_pays_and_cancels_its_own_orders_but_may_not_ship(poo
         .await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn operators_and_admins_may_do_everything_to_every_order(pool: PgPool) {
     let api = jwt_api(pool);
     let id = api.place_as(&alice(), &order_body()).await;
@@ -471,7 +471,7 @@ async fn operators_and_admins_may_do_everything_to_every_order(pool: PgPool) {
         .await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_user_without_a_role_may_do_nothing(pool: PgPool) {
     let api = jwt_api(pool);
     let nobody = token("nobody", &[], None);
@@ -495,7 +495,7 @@ async fn a_user_without_a_role_may_do_nothing(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_customer_lists_only_its_own_orders(pool: PgPool) {
     let api = jwt_api(pool.clone());
     let alices = api
@@ -509,7 +509,7 @@ async fn a_customer_lists_only_its_own_orders(pool: PgPool) {
         .await
         .json["orderId"]
         .clone();
-    adapters::postgres::rebuild(&pool)
+    order_postgres::rebuild(&pool)
         .await
         .expect("the read model rebuilds");
 
@@ -551,7 +551,7 @@ async fn a_customer_lists_only_its_own_orders(pool: PgPool) {
 // Identity
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn the_tokens_subject_is_the_acting_user_and_x_user_id_is_ignored(pool: PgPool) {
     let api = jwt_api(pool);
     let id = api
@@ -586,7 +586,7 @@ async fn the_tokens_subject_is_the_acting_user_and_x_user_id_is_ignored(pool: Pg
     assert_eq!(users, ["alice", "olga", "olga"]);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn idempotency_keys_are_kept_per_user(pool: PgPool) {
     let api = jwt_api(pool);
     let first = api

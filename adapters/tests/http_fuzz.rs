@@ -561,7 +561,7 @@ fn env_number(name: &str, default: usize) -> usize {
 }
 
 #[allow(clippy::print_stderr)] // the outcome counts are the point of a fuzzing run
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn random_and_mutated_requests_never_fail_the_server_nor_write_when_rejected(pool: PgPool) {
     let with_jwt = Api::with_settings(
         pool.clone(),

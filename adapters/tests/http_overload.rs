@@ -33,7 +33,7 @@ fn settings(limits: HttpLimits) -> ServiceSettings {
     }
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_saturated_pool_answers_503_with_retry_after_and_writes_nothing(pool: PgPool) {
     let small = one_connection(&pool, Duration::from_millis(300));
     let router = build_router(small.clone(), &ServiceSettings::default()).expect("a router");
@@ -68,7 +68,7 @@ async fn a_saturated_pool_answers_503_with_retry_after_and_writes_nothing(pool: 
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn requests_beyond_the_concurrency_bound_answer_503_at_once(pool: PgPool) {
     let small = one_connection(&pool, Duration::from_secs(20));
     let limits = HttpLimits {
@@ -110,7 +110,7 @@ async fn requests_beyond_the_concurrency_bound_answer_503_at_once(pool: PgPool) 
     assert_eq!(reply.status, StatusCode::OK);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_request_over_the_time_limit_answers_503_and_writes_nothing(pool: PgPool) {
     let small = one_connection(&pool, Duration::from_secs(20));
     let limits = HttpLimits {
@@ -141,7 +141,7 @@ async fn a_request_over_the_time_limit_answers_503_and_writes_nothing(pool: PgPo
     );
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn on_shutdown_in_flight_requests_finish_and_new_connections_are_refused(pool: PgPool) {
     let small = one_connection(&pool, Duration::from_secs(20));
     let router = build_router(small.clone(), &ServiceSettings::default()).expect("a router");

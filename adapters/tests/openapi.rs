@@ -15,8 +15,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use adapters::postgres::replay::{events_after, ReplayFilter};
-use adapters::postgres::{PgEventStore, PgReadModel};
 use adapters::service::{build_router, ServiceSettings};
 use application::envelope::from_wire;
 use application::Projector;
@@ -24,6 +22,8 @@ use axum::body::{to_bytes, Body};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use chrono::{SecondsFormat, Utc};
+use order_postgres::replay::{events_after, ReplayFilter};
+use order_postgres::{PgEventStore, PgReadModel};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tower::ServiceExt;
@@ -513,7 +513,7 @@ async fn project(pool: &PgPool) {
 // The routes
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn the_served_document_is_openapi_3_1_and_describes_exactly_the_routes_of_api_md(
     pool: PgPool,
 ) {
@@ -559,7 +559,7 @@ fn answered_by_the_router(reply: &Reply) -> bool {
                 .is_some_and(|d| d.starts_with("no route for")))
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn every_documented_operation_is_routed_and_no_other_method_is(pool: PgPool) {
     let router = app(&pool);
     let spec = Spec::new(served_document(&router).await);
@@ -798,7 +798,7 @@ fn the_schemas_mark_what_the_api_requires_and_its_enums() {
 // Real answers against the schemas
 // ---------------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_whole_lifecycle_and_its_errors_match_the_documented_schemas(pool: PgPool) {
     let mut api = Checked::new(&pool).await;
 

@@ -6,8 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::postgres::replay::{events_after, ReplayFilter};
-use adapters::postgres::{rebuild, PgEventStore, PgReadModel};
 use adapters::service::{build_router, ServiceSettings};
 use application::envelope::from_wire;
 use application::{Applied, EventEnvelope, Projector, ReadModel};
@@ -15,6 +13,8 @@ use axum::body::{to_bytes, Body};
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use domain::OrderId;
+use order_postgres::replay::{events_after, ReplayFilter};
+use order_postgres::{rebuild, PgEventStore, PgReadModel};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tower::ServiceExt;
@@ -167,7 +167,7 @@ async fn some_history(app: &Router) -> Vec<String> {
 // Projector
 // ---------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn the_projector_builds_one_summary_per_order_from_published_events(pool: PgPool) {
     let app = app(&pool);
     let ids = some_history(&app).await;
@@ -224,7 +224,7 @@ async fn the_projector_builds_one_summary_per_order_from_published_events(pool: 
     assert!(summaries.iter().all(|s| s.last_recorded_at.is_some()));
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn redelivered_and_older_events_change_nothing(pool: PgPool) {
     let app = app(&pool);
     some_history(&app).await;
@@ -249,7 +249,7 @@ async fn redelivered_and_older_events_change_nothing(pool: PgPool) {
     assert_eq!(read_model_rows(&pool).await, before);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn an_event_ahead_of_the_read_model_has_the_missing_ones_fetched_from_the_store_first(
     pool: PgPool,
 ) {
@@ -295,7 +295,7 @@ async fn an_event_ahead_of_the_read_model_has_the_missing_ones_fetched_from_the_
     assert_eq!(read_model_rows(&pool).await, gapped);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_slow_writer_never_moves_a_summary_back(pool: PgPool) {
     let app = app(&pool);
     let ids = some_history(&app).await;
@@ -315,7 +315,7 @@ async fn a_slow_writer_never_moves_a_summary_back(pool: PgPool) {
 // GET /orders
 // ---------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn the_list_pages_newest_first_with_a_cursor_until_it_is_null(pool: PgPool) {
     let app = app(&pool);
     let mut ids = Vec::new();
@@ -379,7 +379,7 @@ async fn the_list_pages_newest_first_with_a_cursor_until_it_is_null(pool: PgPool
     assert_eq!(item["status"], "created");
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn the_list_filters_by_customer_and_status(pool: PgPool) {
     let app = app(&pool);
     let ids = some_history(&app).await;
@@ -406,7 +406,7 @@ async fn the_list_filters_by_customer_and_status(pool: PgPool) {
     assert!(reply.body["nextCursor"].is_null());
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn malformed_list_parameters_answer_400(pool: PgPool) {
     let app = app(&pool);
     for query in [
@@ -431,7 +431,7 @@ async fn malformed_list_parameters_answer_400(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn the_lag_header_and_metric_show_how_far_the_read_model_is_behind(pool: PgPool) {
     let app = app(&pool);
     place(&app, "c-1").await;
@@ -494,7 +494,7 @@ async fn the_lag_header_and_metric_show_how_far_the_read_model_is_behind(pool: P
 // Rebuild
 // ---------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_rebuild_from_the_event_store_equals_the_incrementally_built_read_model(pool: PgPool) {
     let app = app(&pool);
     some_history(&app).await;
@@ -539,7 +539,7 @@ async fn a_rebuild_from_the_event_store_equals_the_incrementally_built_read_mode
     );
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_rebuild_of_an_empty_store_leaves_an_empty_read_model(pool: PgPool) {
     let report = rebuild(&pool).await.unwrap();
     assert_eq!((report.events, report.orders), (0, 0));

@@ -2,50 +2,80 @@
 //! its last cycle reached the database and the broker) and the operator subcommands
 //! (`status`, `retry-parked`, `skip-parked`, `replay`).
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
-use adapters::postgres::replay::{events_after, ReplayFilter};
-use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use order_postgres::replay::{events_after, ReplayFilter};
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use tokio::net::TcpListener;
 
 use crate::metrics::RelayMetrics;
 use crate::outbox::{self, ParkedSelection};
 
-/// The admin router.
-pub fn router(metrics: Arc<RelayMetrics>) -> Router {
-    Router::new()
-        .route("/metrics", get(render))
-        .route("/healthz", get(|| async { (StatusCode::OK, "ok") }))
-        .route("/readyz", get(ready))
-        .with_state(metrics)
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listener` (HTTP/1.1) until the
+/// future is dropped. Each connection is served by a task of its own.
+///
+/// # Errors
+/// When accepting connections fails.
+pub async fn serve(listener: TcpListener, metrics: Arc<RelayMetrics>) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let metrics = metrics.clone();
+                async move {
+                    Ok::<_, Infallible>(answer(request.method(), request.uri().path(), &metrics))
+                }
+            });
+            if let Err(error) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "admin connection ended with an error");
+            }
+        });
+    }
 }
 
-async fn render(State(metrics): State<Arc<RelayMetrics>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        )],
-        metrics.render(),
-    )
-        .into_response()
-}
-
-async fn ready(State(metrics): State<Arc<RelayMetrics>>) -> Response {
-    if metrics.is_ready() {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (
+/// The answer to one admin request.
+fn answer(method: &Method, path: &str, metrics: &RelayMetrics) -> Response<Full<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET");
+    }
+    match path {
+        "/metrics" => {
+            let mut response = text(StatusCode::OK, metrics.render());
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            response
+        }
+        "/healthz" => text(StatusCode::OK, "ok"),
+        "/readyz" if metrics.is_ready() => text(StatusCode::OK, "ready"),
+        "/readyz" => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: cannot reach the database or the broker",
-        )
-            .into_response()
+        ),
+        _ => text(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 /// `outbox-relay status`: backlog per partition, oldest unpublished row, parked rows,
@@ -110,9 +140,46 @@ pub async fn replay(pool: &PgPool, filter: ReplayFilter) -> Result<u64, sqlx::Er
         after = *last;
         let events: Vec<_> = page.into_iter().map(|(_, event)| event).collect();
         let mut tx = pool.begin().await?;
-        adapters::postgres::outbox::insert(&mut tx, &events).await?;
+        order_postgres::outbox::insert(&mut tx, &events).await?;
         tx.commit().await?;
-        adapters::postgres::outbox::notify(pool).await?;
+        order_postgres::outbox::notify(pool).await?;
         total += events.len() as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_routes_answer_by_path_method_and_readiness() {
+        let metrics = RelayMetrics::new().unwrap();
+        assert_eq!(
+            answer(&Method::GET, "/healthz", &metrics).status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            answer(&Method::GET, "/readyz", &metrics).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        metrics.set_ready(true);
+        assert_eq!(
+            answer(&Method::GET, "/readyz", &metrics).status(),
+            StatusCode::OK
+        );
+        let rendered = answer(&Method::GET, "/metrics", &metrics);
+        assert_eq!(rendered.status(), StatusCode::OK);
+        assert_eq!(
+            rendered.headers()[CONTENT_TYPE],
+            "text/plain; version=0.0.4"
+        );
+        assert_eq!(
+            answer(&Method::GET, "/nope", &metrics).status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            answer(&Method::POST, "/healthz", &metrics).status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
     }
 }

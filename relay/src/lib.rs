@@ -1,15 +1,17 @@
 //! The outbox relay: publishes committed outbox rows to Kafka, at least once and in
 //! order per order, and deletes them once the broker has acknowledged them.
 //!
-//! One cycle, in one PostgreSQL transaction:
-//! 1. take the relay's transaction-level advisory lock (`pg_try_advisory_xact_lock`);
-//!    if another relay holds it, this one stands by (several instances are safe: one
-//!    publishes at a time, and a crashed one's lock dies with its connection);
-//! 2. read the oldest rows (`ORDER BY id`, no cursor, so a row whose transaction
-//!    committed late is still found on the next cycle);
-//! 3. queue them all on the idempotent producer (`acks=all`), stopping at the first
-//!    row librdkafka refuses, and await every acknowledgment;
-//! 4. delete the acknowledged prefix and commit.
+//! The 64 outbox partitions are split among the live relays (`relay_members`: a
+//! heartbeat and a member lock per relay, ADR 006 and ADR 008). One cycle, in one
+//! PostgreSQL transaction:
+//! 1. lock each of this relay's partitions (`pg_try_advisory_xact_lock`); a partition
+//!    another relay holds at the moment is left to it for this cycle;
+//! 2. read the oldest due rows of the locked partitions (`ORDER BY id`, no cursor, so a
+//!    row whose transaction committed late is still found on the next cycle; rows
+//!    behind a parked row of the same order wait);
+//! 3. queue them all on the idempotent producer (`acks=all`) and await every
+//!    acknowledgment; rows librdkafka refuses count an attempt and park at the limit;
+//! 4. delete the acknowledged rows and commit.
 //!
 //! A crash anywhere before the commit leaves the rows in place: they are sent again
 //! (the consumers deduplicate by `eventId`). Within one order, outbox `id` order is
@@ -19,7 +21,7 @@
 //! - [`config`]: the command line and environment of `outbox-relay`.
 //! - [`outbox`]: every SQL statement on the `outbox` table the relay runs.
 //! - [`metrics`]: Prometheus metrics and the readiness flag.
-//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, and the operator subcommands.
 //! - [`relay`]: the publishing loop.
 
 pub mod admin;

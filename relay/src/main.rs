@@ -6,11 +6,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::kafka::{KafkaPublisher, ProducerSettings};
-use adapters::postgres::replay::ReplayFilter;
-use adapters::{postgres, service, telemetry};
 use anyhow::Context;
 use clap::Parser;
+use order_kafka::{KafkaPublisher, ProducerSettings};
+use order_postgres::replay::ReplayFilter;
 use relay::config::{Command, LogFormat, ParkedTarget, RunConfig};
 use relay::metrics::RelayMetrics;
 use relay::outbox::ParkedSelection;
@@ -23,7 +22,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    telemetry::init(config.log_format == LogFormat::Json);
+    order_runtime::init(config.log_format == LogFormat::Json);
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -34,7 +33,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let pool = postgres::connect_lazy(&config.database_url, 4, Duration::from_secs(5))?;
+    let pool = order_postgres::connect_lazy(&config.database_url, 4, Duration::from_secs(5))?;
     let ttl = i64::try_from(config.run.member_ttl().as_millis()).unwrap_or(i64::MAX);
     match config.command {
         None => relay(pool, &config.run).await,
@@ -88,7 +87,7 @@ fn selection(target: &ParkedTarget) -> ParkedSelection {
 }
 
 async fn relay(pool: PgPool, config: &RunConfig) -> anyhow::Result<()> {
-    let shutdown = service::shutdown_signal();
+    let shutdown = order_runtime::shutdown_signal();
     let publisher = KafkaPublisher::new(
         &ProducerSettings {
             brokers: config.kafka_brokers.clone(),
@@ -98,7 +97,7 @@ async fn relay(pool: PgPool, config: &RunConfig) -> anyhow::Result<()> {
         &config.orders_topic,
     )?;
     let metrics = Arc::new(RelayMetrics::new()?);
-    let admin_addr = service::parse_addr(&config.relay_admin_addr).with_context(|| {
+    let admin_addr = order_runtime::parse_addr(&config.relay_admin_addr).with_context(|| {
         format!(
             "RELAY_ADMIN_ADDR {:?} is not HOST:PORT",
             config.relay_admin_addr
@@ -127,8 +126,7 @@ async fn relay(pool: PgPool, config: &RunConfig) -> anyhow::Result<()> {
         topic = %config.orders_topic,
         "outbox-relay started"
     );
-    let admin =
-        tokio::spawn(async move { axum::serve(admin_listener, admin::router(metrics)).await });
+    let admin = tokio::spawn(admin::serve(admin_listener, metrics));
     tokio::select! {
         () = relay.run(shutdown) => tracing::info!("relay loop finished its last cycle"),
         served = admin => {

@@ -1,8 +1,8 @@
 //! Every SQL statement the relay runs on `outbox`, `outbox_dead_letters` and
 //! `relay_members`.
 
-use adapters::kafka::OutgoingEvent;
 use chrono::{DateTime, Utc};
+use order_kafka::OutgoingEvent;
 use sqlx::{Connection, PgConnection, PgExecutor, PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
@@ -261,7 +261,7 @@ pub async fn retry_parked(pool: &PgPool, selection: ParkedSelection) -> Result<u
     .execute(pool)
     .await?;
     if done.rows_affected() > 0 {
-        adapters::postgres::outbox::notify(pool).await?;
+        order_postgres::outbox::notify(pool).await?;
     }
     Ok(done.rows_affected())
 }
@@ -286,7 +286,7 @@ pub async fn skip_parked(pool: &PgPool, selection: ParkedSelection) -> Result<u6
     .execute(pool)
     .await?;
     if done.rows_affected() > 0 {
-        adapters::postgres::outbox::notify(pool).await?;
+        order_postgres::outbox::notify(pool).await?;
     }
     Ok(done.rows_affected())
 }

@@ -5,8 +5,8 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use adapters::kafka::KafkaPublisher;
 use chrono::Utc;
+use order_kafka::KafkaPublisher;
 use rand::Rng;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use sqlx::postgres::PgListener;
@@ -511,7 +511,7 @@ async fn listen(pool: PgPool, wake: Arc<Notify>) {
     loop {
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
-                if let Err(error) = listener.listen(adapters::postgres::outbox::CHANNEL).await {
+                if let Err(error) = listener.listen(order_postgres::outbox::CHANNEL).await {
                     tracing::warn!(%error, "LISTEN outbox failed");
                 } else {
                     loop {

@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapters::postgres::{rebuild, PgEventStore, PgReadModel};
 use application::{
     Actor, EventEnvelope, EventMetadata, EventStore, OrderQueries, ReadModel, StoredSnapshot,
 };
@@ -24,6 +23,7 @@ use domain::{
     ProductId, Quantity, UnitPrice,
 };
 use e2e::System;
+use order_postgres::{rebuild, PgEventStore, PgReadModel};
 use reqwest::Method;
 use serde_json::json;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -57,7 +57,7 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main]
 async fn main() {
-    adapters::telemetry::init(false);
+    order_runtime::init(false);
     report(
         "machine",
         &format!(
@@ -307,7 +307,7 @@ async fn bench_lag(seconds: usize, rate: usize) {
     system.start_projector();
     // Its own connections, so the samples do not queue behind the service's.
     let read_model = PgReadModel::new(
-        adapters::postgres::connect_lazy(&system.database_url, 2, Duration::from_secs(5)).unwrap(),
+        order_postgres::connect_lazy(&system.database_url, 2, Duration::from_secs(5)).unwrap(),
     );
     let system = Arc::new(system);
 
@@ -451,8 +451,8 @@ async fn fresh_database() -> (PgPool, String) {
         .unwrap();
     let url = admin_url();
     let url = format!("{}/{name}", &url[..url.rfind('/').unwrap()]);
-    let pool = adapters::postgres::connect_lazy(&url, 8, Duration::from_secs(30)).unwrap();
-    adapters::postgres::migrate(&pool).await.unwrap();
+    let pool = order_postgres::connect_lazy(&url, 8, Duration::from_secs(30)).unwrap();
+    order_postgres::migrate(&pool).await.unwrap();
     (pool, name)
 }
 

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapters::kafka::{KafkaPublisher, ProducerSettings};
 use adapters::service::{build_router, run, ServiceSettings};
+use order_kafka::{KafkaPublisher, ProducerSettings};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -77,9 +77,8 @@ impl System {
             .expect("create database");
         admin.close().await.ok();
         let url = database_url(&database);
-        let pool =
-            adapters::postgres::connect_lazy(&url, 16, Duration::from_secs(5)).expect("pool");
-        adapters::postgres::migrate(&pool).await.expect("migrate");
+        let pool = order_postgres::connect_lazy(&url, 16, Duration::from_secs(5)).expect("pool");
+        order_postgres::migrate(&pool).await.expect("migrate");
 
         let topic = format!("orders.e2e.{}", Uuid::now_v7().simple());
         create_topic(&topic, 3).await;
@@ -116,7 +115,7 @@ impl System {
     /// Starts the read model's projector, as `order-service` runs it, consuming the
     /// system's topic in a consumer group of its own.
     pub fn start_projector(&mut self) {
-        let settings = adapters::projector::ProjectorSettings {
+        let settings = order_kafka::projector::ProjectorSettings {
             brokers: brokers(),
             topic: self.topic.clone(),
             group_id: format!("order-service-projector-{}", Uuid::now_v7().simple()),

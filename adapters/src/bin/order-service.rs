@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use adapters::service::{self, Cli, Command, LogFormat, ProjectionsCommand};
-use adapters::{postgres, telemetry};
 use anyhow::Context;
 use clap::Parser;
 
@@ -16,7 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format == LogFormat::Json);
+    order_runtime::init(cli.log_format == LogFormat::Json);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -27,22 +26,22 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let shutdown = service::shutdown_signal();
-    let pool = postgres::connect_lazy(
+    let shutdown = order_runtime::shutdown_signal();
+    let pool = order_postgres::connect_lazy(
         &cli.database_url,
         cli.db_max_connections,
         Duration::from_millis(cli.db_acquire_timeout_ms),
     )?;
     match cli.command.clone() {
         Some(Command::Migrate) => {
-            postgres::migrate(&pool).await?;
+            order_postgres::migrate(&pool).await?;
             tracing::info!("migrations applied");
             return Ok(());
         }
         Some(Command::Projections {
             command: ProjectionsCommand::Rebuild,
         }) => {
-            let report = postgres::rebuild(&pool).await?;
+            let report = order_postgres::rebuild(&pool).await?;
             tracing::info!(
                 events = report.events,
                 orders = report.orders,
@@ -67,7 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tracing::warn!("AUTH_MODE=none: authentication is off and X-User-Id is trusted; for local development only");
     }
     if !cli.no_migrate {
-        postgres::migrate(&pool).await?;
+        order_postgres::migrate(&pool).await?;
     }
     let addr = cli.http_socket_addr()?;
     let listener = tokio::net::TcpListener::bind(addr)

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapters::kafka::{KafkaPublisher, OutgoingEvent, ProducerSettings};
 use chrono::{DateTime, Utc};
 use e2e::{brokers, create_topic};
+use order_kafka::{KafkaPublisher, OutgoingEvent, ProducerSettings};
 use uuid::Uuid;
 
 use crate::cpu::{self, report_cpu, Usage};

@@ -35,7 +35,7 @@ use load::Limit;
 
 #[tokio::main]
 async fn main() {
-    adapters::telemetry::init(false);
+    order_runtime::init(false);
     report("machine", &machine());
     let sections = std::env::var("BENCH_SECTIONS")
         .unwrap_or_else(|_| "commands,steady,drain,restart".to_owned());

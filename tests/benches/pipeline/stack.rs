@@ -228,8 +228,8 @@ impl Stack {
             "order-service migrate failed: {}",
             String::from_utf8_lossy(&migrated.stderr)
         );
-        let pool = adapters::postgres::connect_lazy(&database_url, 4, Duration::from_secs(10))
-            .expect("pool");
+        let pool =
+            order_postgres::connect_lazy(&database_url, 4, Duration::from_secs(10)).expect("pool");
         let topic = format!("orders.bench.{}", Uuid::now_v7().simple());
         create_topic(&topic, PARTITIONS).await;
         Stack {

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::postgres::PgEventStore;
 use application::{EventEnvelope, EventMetadata, EventStore};
 use chrono::Utc;
 use domain::{
@@ -20,6 +19,7 @@ use domain::{
 };
 use e2e::processes::{free_port, relay_cli, Broker, RelayProcess};
 use e2e::System;
+use order_postgres::PgEventStore;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -113,7 +113,7 @@ async fn a_row_whose_transaction_commits_late_with_a_lower_id_is_still_published
         .await
         .expect("insert the event");
     }
-    adapters::postgres::outbox::insert(&mut tx, &events)
+    order_postgres::outbox::insert(&mut tx, &events)
         .await
         .expect("insert the outbox row");
     let late_id: i64 = sqlx::query_scalar("SELECT last_value FROM outbox_id_seq")

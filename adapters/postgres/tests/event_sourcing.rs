@@ -6,7 +6,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use adapters::postgres::PgEventStore;
 use application::{
     Actor, Clock, CommandContext, EventStore, OrderCommands, OrderQueries, PublishAll, SystemClock,
 };
@@ -17,6 +16,7 @@ use domain::{
     OrderSnapshot, PaymentId, PaymentMethod, PhoneNumber, PlaceOrder, ProductId, Quantity,
     TrackingNumber, UnitPrice,
 };
+use order_postgres::PgEventStore;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, PgPool, Row};
@@ -173,7 +173,7 @@ async fn insert_snapshot(pool: &PgPool, id: OrderId, version: i64, schema: i32, 
 // Immutable event store
 // ---------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn the_database_refuses_to_update_delete_or_truncate_events(pool: PgPool) {
     let commands = commands(&pool, Arc::new(SystemClock), 0);
     let id = place(&commands).await;
@@ -207,7 +207,7 @@ async fn the_database_refuses_to_update_delete_or_truncate_events(pool: PgPool) 
     assert_eq!(before, after);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn events_keep_an_increasing_global_position_and_their_recording_time(pool: PgPool) {
     let commands = commands(&pool, Arc::new(SystemClock), 0);
     let first = place(&commands).await;
@@ -263,7 +263,7 @@ async fn orders_cancelled_in_both_schemas(pool: &PgPool) -> (OrderId, OrderId) {
     (old, new)
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_schema_1_order_cancelled_row_loads_to_the_same_state_as_a_schema_2_row(pool: PgPool) {
     let (old, new) = orders_cancelled_in_both_schemas(&pool).await;
     let queries = replaying(&pool);
@@ -293,7 +293,7 @@ async fn a_schema_1_order_cancelled_row_loads_to_the_same_state_as_a_schema_2_ro
     );
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn an_upcast_event_is_shown_and_published_in_the_current_schema_only(pool: PgPool) {
     let (old, new) = orders_cancelled_in_both_schemas(&pool).await;
     let queries = replaying(&pool);
@@ -314,7 +314,7 @@ async fn an_upcast_event_is_shown_and_published_in_the_current_schema_only(pool:
         .await
         .unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    adapters::postgres::outbox::insert(&mut conn, &history[1..])
+    order_postgres::outbox::insert(&mut conn, &history[1..])
         .await
         .unwrap();
     let message: String = sqlx::query_scalar("SELECT message FROM outbox WHERE version = 2")
@@ -326,7 +326,7 @@ async fn an_upcast_event_is_shown_and_published_in_the_current_schema_only(pool:
     assert_eq!(message["payload"], current);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_cancellation_is_written_in_schema_2(pool: PgPool) {
     let commands = commands(&pool, Arc::new(SystemClock), 0);
     let id = place(&commands).await;
@@ -368,7 +368,7 @@ async fn a_cancellation_is_written_in_schema_2(pool: PgPool) {
 // Snapshots
 // ---------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_snapshot_is_stored_every_n_events_with_the_state_at_its_version(pool: PgPool) {
     let commands = commands(&pool, Arc::new(SystemClock), 3);
     let id = place(&commands).await;
@@ -398,7 +398,7 @@ async fn a_snapshot_is_stored_every_n_events_with_the_state_at_its_version(pool:
     assert_eq!(snapshot, at_six.snapshot());
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn no_snapshot_is_stored_when_the_interval_is_zero(pool: PgPool) {
     let commands = commands(&pool, Arc::new(SystemClock), 0);
     let id = place(&commands).await;
@@ -423,7 +423,7 @@ async fn doctor_snapshot(pool: &PgPool, id: OrderId, schema: i32, line1: &str) {
     insert_snapshot(pool, id, 6, schema, state).await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_load_starts_from_the_latest_snapshot_and_applies_only_later_events(pool: PgPool) {
     let commands = commands(&pool, Arc::new(SystemClock), 0);
     let id = place(&commands).await;
@@ -472,7 +472,7 @@ async fn a_load_starts_from_the_latest_snapshot_and_applies_only_later_events(po
     );
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_snapshot_of_an_older_state_schema_or_unreadable_is_ignored(pool: PgPool) {
     let commands = commands(&pool, Arc::new(SystemClock), 0);
     let id = place(&commands).await;
@@ -524,7 +524,7 @@ async fn a_snapshot_of_an_older_state_schema_or_unreadable_is_ignored(pool: PgPo
     );
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_query_as_of_an_instant_uses_no_snapshot_later_than_it(pool: PgPool) {
     let commands = commands(&pool, SteppingClock::new(), 0);
     let id = place(&commands).await;
@@ -667,7 +667,7 @@ async fn throwaway_database() -> (PgPool, String) {
         .unwrap();
     let url = format!("{}/{name}", &admin_url[..admin_url.rfind('/').unwrap()]);
     let pool = PgPool::connect(&url).await.unwrap();
-    adapters::postgres::migrate(&pool).await.unwrap();
+    order_postgres::migrate(&pool).await.unwrap();
     (pool, name)
 }
 
@@ -730,7 +730,7 @@ fn loads_with_and_without_snapshots_are_equal_now_and_as_of_every_event() {
     result.unwrap();
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn commands_running_on_a_snapshot_keep_the_stream_gapless(pool: PgPool) {
     let commands = commands(&pool, Arc::new(SystemClock), 2);
     let id = place(&commands).await;

@@ -1,5 +1,15 @@
-//! PostgreSQL: connection pool, migrations, the event store (with snapshots) and the
-//! order-summary read model.
+//! PostgreSQL through `sqlx`: the connection pool, the migrations, the event store
+//! (with snapshots) and its unit of work, the outbox, the idempotency keys and the
+//! order-summary read model. The service and the relay reach the database only
+//! through this crate.
+//!
+//! # Layout
+//! - [`PgEventStore`] (`event_store.rs`): the application's `EventStore` and
+//!   `UnitOfWork` ports: events, snapshots, outbox rows and idempotency keys in one
+//!   statement per command.
+//! - [`outbox`]: writing outbox rows and waking the relays after a commit.
+//! - [`replay`]: reading stored events back for the relay's `replay`.
+//! - [`read_model`]: [`PgReadModel`] (`order_summaries`) and its [`rebuild`].
 
 mod event_store;
 pub mod outbox;
@@ -16,7 +26,7 @@ pub use event_store::{purge_idempotency_keys, PgEventStore};
 pub use read_model::{rebuild, PgReadModel, RebuildReport};
 
 /// The migrations of `migrations/`, embedded in the binaries.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 /// Opens a pool on `url`. Connections are made lazily, so a database that is down at
 /// start makes requests answer 503 instead of the process failing.

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::postgres::{connect_lazy, purge_idempotency_keys, PgEventStore};
 use application::envelope::format_time;
 use application::{
     Actor, CommandAck, CommandContext, CommandError, CommandOutcome, EventEnvelope, EventMetadata,
@@ -30,6 +29,7 @@ use domain::{
     OrderFactory, OrderId, OrderLine, OrderStatus, PaymentId, PaymentMethod, PhoneNumber,
     PlaceOrder, ProductId, Quantity, TrackingNumber, UnitPrice,
 };
+use order_postgres::{connect_lazy, purge_idempotency_keys, PgEventStore};
 use serde_json::{json, Value};
 use sqlx::{PgPool, Row};
 use tokio::sync::Barrier;
@@ -336,7 +336,7 @@ impl EventStore for RendezvousStore {
 // Event store: append and load
 // ---------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn appended_envelopes_load_back_equal_in_version_order_with_recorded_at(pool: PgPool) {
     let store = PgEventStore::new(pool.clone());
     let id = new_order_id();
@@ -375,7 +375,7 @@ async fn appended_envelopes_load_back_equal_in_version_order_with_recorded_at(po
     assert_eq!(store.load(other).await.unwrap().len(), 1);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn loading_an_order_that_does_not_exist_returns_no_events(pool: PgPool) {
     let store = PgEventStore::new(pool.clone());
     assert!(store.load(new_order_id()).await.unwrap().is_empty());
@@ -385,7 +385,7 @@ async fn loading_an_order_that_does_not_exist_returns_no_events(pool: PgPool) {
 // Event store: expected versions
 // ---------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn appending_at_a_stale_expected_version_is_a_conflict_and_writes_nothing(pool: PgPool) {
     let store = PgEventStore::new(pool.clone());
     let id = new_order_id();
@@ -406,7 +406,7 @@ async fn appending_at_a_stale_expected_version_is_a_conflict_and_writes_nothing(
     assert_eq!(loaded[0].event_id, first[0].event_id);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn appending_ahead_of_the_stream_is_a_conflict_and_leaves_no_gap(pool: PgPool) {
     let store = PgEventStore::new(pool.clone());
     let id = new_order_id();
@@ -432,7 +432,7 @@ async fn appending_ahead_of_the_stream_is_a_conflict_and_leaves_no_gap(pool: PgP
     assert_eq!(stream_versions(&pool, id).await, [1]);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn two_units_of_work_appending_the_same_next_version_let_exactly_one_commit(pool: PgPool) {
     let store = PgEventStore::new(pool.clone());
     let id = new_order_id();
@@ -463,7 +463,7 @@ async fn two_units_of_work_appending_the_same_next_version_let_exactly_one_commi
     assert!(!outboxed.contains(&loser.event_id));
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn twenty_concurrent_add_items_all_succeed_through_retries_with_no_gap(pool: PgPool) {
     let id = new_order_id();
     // A command loses a race only to another command's commit, so with as many
@@ -508,7 +508,7 @@ async fn twenty_concurrent_add_items_all_succeed_through_retries_with_no_gap(poo
     assert_eq!(order.lines()[0].quantity().units(), 22);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn twenty_add_items_racing_on_one_version_with_one_attempt_let_one_win_and_answer_conflict_to_the_rest(
     pool: PgPool,
 ) {
@@ -547,7 +547,7 @@ async fn twenty_add_items_racing_on_one_version_with_one_attempt_let_one_win_and
     assert_eq!(outbox_versions(&pool, id).await, [1, 2]);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn concurrent_add_items_without_retries_keep_the_stream_gapless_and_acks_unique(
     pool: PgPool,
 ) {
@@ -587,7 +587,7 @@ async fn concurrent_add_items_without_retries_keep_the_stream_gapless_and_acks_u
 // Outbox: written if and only if the transaction commits
 // ---------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_unit_of_work_dropped_without_commit_leaves_no_event_and_no_outbox_row(pool: PgPool) {
     let store = PgEventStore::new(pool.clone());
     let id = new_order_id();
@@ -605,7 +605,7 @@ async fn a_unit_of_work_dropped_without_commit_leaves_no_event_and_no_outbox_row
     assert_eq!(store.load(id).await.unwrap().len(), 3);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_rejected_command_writes_no_event_and_no_outbox_row(pool: PgPool) {
     let commands = commands(&pool);
     let id = new_order_id();
@@ -662,7 +662,7 @@ async fn a_rejected_command_writes_no_event_and_no_outbox_row(pool: PgPool) {
     assert_eq!(written(&pool).await, before);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn each_committed_event_has_one_outbox_row_holding_its_envelope_in_version_order(
     pool: PgPool,
 ) {
@@ -776,7 +776,7 @@ async fn each_committed_event_has_one_outbox_row_holding_its_envelope_in_version
     }
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_unit_of_work_failing_half_way_leaves_neither_events_nor_outbox_rows(pool: PgPool) {
     let store = PgEventStore::new(pool.clone());
     let earlier = new_order_id();
@@ -818,7 +818,7 @@ async fn a_unit_of_work_failing_half_way_leaves_neither_events_nor_outbox_rows(p
     assert_eq!(kept.fingerprint, "fp-1");
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_unit_of_work_committed_after_a_failed_write_refuses_and_writes_nothing(pool: PgPool) {
     let store = PgEventStore::new(pool.clone());
     let id = new_order_id();
@@ -860,7 +860,7 @@ async fn a_unit_of_work_committed_after_a_failed_write_refuses_and_writes_nothin
 // Idempotency keys
 // ---------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_command_retried_with_its_idempotency_key_replays_the_first_answer_and_writes_nothing(
     pool: PgPool,
 ) {
@@ -1014,12 +1014,12 @@ async fn race_two_places_with_one_key(pool: &PgPool, same_order_id: bool) {
     assert_eq!(streams, 1);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn two_concurrent_places_with_one_key_make_one_order_and_answer_the_same_ack(pool: PgPool) {
     race_two_places_with_one_key(&pool, false).await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn two_concurrent_places_with_one_key_and_one_order_id_answer_the_same_ack(pool: PgPool) {
     race_two_places_with_one_key(&pool, true).await;
 }
@@ -1083,24 +1083,24 @@ async fn race_two_changes_with_one_key(pool: &PgPool, command: Retried, if_match
     assert_eq!(written(pool).await.idempotency_keys, 1);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn two_concurrent_changes_with_one_key_write_once_and_answer_the_same_ack(pool: PgPool) {
     race_two_changes_with_one_key(&pool, Retried::AddItem, false).await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn two_concurrent_changes_with_one_key_and_if_match_write_once_and_answer_the_same_ack(
     pool: PgPool,
 ) {
     race_two_changes_with_one_key(&pool, Retried::AddItem, true).await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn two_concurrent_payments_with_one_key_pay_once_and_answer_the_same_ack(pool: PgPool) {
     race_two_changes_with_one_key(&pool, Retried::Pay, false).await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn purging_idempotency_keys_deletes_only_those_older_than_the_age(pool: PgPool) {
     let commands = commands(&pool);
     for key in ["old", "recent", "fresh"] {
@@ -1134,7 +1134,7 @@ async fn purging_idempotency_keys_deletes_only_those_older_than_the_age(pool: Pg
 // Existing ids and If-Match
 // ---------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn placing_an_order_with_an_id_that_exists_is_already_exists_and_writes_nothing(
     pool: PgPool,
 ) {
@@ -1165,7 +1165,7 @@ async fn placing_an_order_with_an_id_that_exists_is_already_exists_and_writes_no
     assert_eq!(order.lines()[0].product_id().as_str(), "sku-1");
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_command_whose_if_match_version_is_not_the_orders_is_a_mismatch_and_writes_nothing(
     pool: PgPool,
 ) {
@@ -1251,12 +1251,12 @@ async fn assert_undecodable(pool: &PgPool, event_type: &str, schema_version: i32
     assert_eq!(written(pool).await, before);
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_stored_event_of_an_unknown_type_is_corrupt_and_queries_answer_internal(pool: PgPool) {
     assert_undecodable(&pool, "OrderTeleported", 1, json!({"to": "Mars"})).await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_stored_event_of_a_future_schema_version_is_corrupt_and_queries_answer_internal(
     pool: PgPool,
 ) {
@@ -1267,7 +1267,7 @@ async fn a_stored_event_of_a_future_schema_version_is_corrupt_and_queries_answer
     assert_undecodable(&pool, "ItemAdded", 99, payload).await;
 }
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_stored_payload_that_breaks_its_schema_is_corrupt_and_queries_answer_internal(
     pool: PgPool,
 ) {
@@ -1284,7 +1284,7 @@ async fn a_stored_payload_that_breaks_its_schema_is_corrupt_and_queries_answer_i
 // Queries
 // ---------------------------------------------------------------------------------
 
-#[sqlx::test(migrator = "adapters::postgres::MIGRATOR")]
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn the_order_as_of_an_instant_is_its_state_then_and_history_has_every_event(pool: PgPool) {
     let commands = commands(&pool);
     let queries = queries(&pool);
