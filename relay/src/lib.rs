@@ -19,7 +19,7 @@
 //!
 //! # Layout
 //! - [`config`]: the command line and environment of `outbox-relay`.
-//! - [`outbox`]: every SQL statement on the `outbox` table the relay runs.
+//! - [`outbox`]: the outbox as the relay sees it (its statements live in `order-postgres`).
 //! - [`metrics`]: Prometheus metrics and the readiness flag.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, and the operator subcommands.
 //! - [`relay`]: the publishing loop.

@@ -7,13 +7,16 @@
 //! - [`PgEventStore`] (`event_store.rs`): the application's `EventStore` and
 //!   `UnitOfWork` ports: events, snapshots, outbox rows and idempotency keys in one
 //!   statement per command.
-//! - [`outbox`]: writing outbox rows and waking the relays after a commit.
+//! - [`outbox`]: every statement on the outbox and its dead letters: writing rows and
+//!   waking the relays, the relay's cycle, parked rows for operators.
+//! - [`relay_members`]: the live relays, heartbeats and member locks.
 //! - [`replay`]: reading stored events back for the relay's `replay`.
 //! - [`read_model`]: [`PgReadModel`] (`order_summaries`) and its [`rebuild`].
 
 mod event_store;
 pub mod outbox;
 pub mod read_model;
+pub mod relay_members;
 pub mod replay;
 
 use std::time::Duration;
