@@ -24,10 +24,13 @@
 //! - [`projection`]: the read side: [`OrderSummary`], the [`ReadModel`] port, the
 //!   idempotent, gap-aware [`Projector`] and the list query [`SummaryQueries`].
 //! - [`publication`]: which events become outbox messages.
+//! - [`memory`]: [`MemoryEventStore`], the ports in memory, for fast tests of the use
+//!   cases (`tests/use_cases.rs`).
 
 pub mod access;
 pub mod commands;
 pub mod envelope;
+pub mod memory;
 pub mod ports;
 pub mod projection;
 pub mod publication;
@@ -38,6 +41,7 @@ pub use commands::{
     CommandAck, CommandContext, CommandError, CommandOutcome, IdempotencyRequest, OrderCommands,
 };
 pub use envelope::{DecodeError, EventEnvelope, EventMetadata};
+pub use memory::MemoryEventStore;
 pub use ports::{
     Clock, EventStore, IdempotencyRecord, SnapshotStore, StoreError, StoredSnapshot, SystemClock,
     UnitOfWork,
