@@ -22,7 +22,7 @@ use axum::body::{to_bytes, Body};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use chrono::{SecondsFormat, Utc};
-use order_postgres::replay::{events_after, ReplayFilter};
+use order_postgres::events::{in_global_order, ReplayFilter};
 use order_postgres::{PgEventStore, PgReadModel};
 use serde_json::{json, Value};
 use sqlx::PgPool;

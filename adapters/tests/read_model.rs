@@ -13,7 +13,7 @@ use axum::body::{to_bytes, Body};
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use domain::OrderId;
-use order_postgres::replay::{events_after, ReplayFilter};
+use order_postgres::events::{in_global_order, ReplayFilter};
 use order_postgres::{rebuild, PgEventStore, PgReadModel};
 use serde_json::{json, Value};
 use sqlx::PgPool;

@@ -10,7 +10,7 @@ use hyper::body::Bytes;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use order_postgres::replay::{events_after, ReplayFilter};
+use order_postgres::events::{in_global_order, ReplayFilter};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -133,7 +133,7 @@ pub async fn replay(pool: &PgPool, filter: ReplayFilter) -> Result<u64, sqlx::Er
     let mut after = 0;
     let mut total = 0;
     loop {
-        let page = events_after(pool, filter, after, 1000).await?;
+        let page = in_global_order(pool, filter, after, 1000).await?;
         let Some((last, _)) = page.last() else {
             return Ok(total);
         };

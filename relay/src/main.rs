@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use order_kafka::{KafkaPublisher, ProducerSettings};
-use order_postgres::replay::ReplayFilter;
+use order_postgres::events::ReplayFilter;
 use relay::config::{Command, LogFormat, ParkedTarget, RunConfig};
 use relay::metrics::RelayMetrics;
 use relay::outbox::ParkedSelection;

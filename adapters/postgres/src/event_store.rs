@@ -2,18 +2,18 @@
 //! `events`, `outbox` and `idempotency_keys` tables of the write side is here: a
 //! command's unit of work is one statement (see [`PgUnitOfWork`]).
 
-use application::envelope::decode_event;
 use application::{
-    EventEnvelope, EventMetadata, EventStore, IdempotencyRecord, SnapshotStore, StoreError,
-    StoredSnapshot, UnitOfWork,
+    EventEnvelope, EventStore, IdempotencyRecord, SnapshotStore, StoreError, StoredSnapshot,
+    UnitOfWork,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::OrderId;
 use sqlx::{PgPool, Row};
 
-use super::is_unavailable;
 use super::outbox::{OutboxColumns, OutboxWaker};
+use crate::events::decode_row;
+use crate::store_error;
 
 /// The event store on a PostgreSQL pool.
 #[derive(Debug, Clone)]
@@ -29,22 +29,6 @@ impl PgEventStore {
             pool,
             waker: OutboxWaker::default(),
         }
-    }
-}
-
-/// Maps a database error to the port's error, naming constraints as use-case errors.
-fn store_error(error: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &error {
-        match db.constraint() {
-            Some("events_stream_version_key") => return StoreError::VersionConflict,
-            Some("idempotency_keys_pkey") => return StoreError::IdempotencyKeyTaken,
-            _ => {}
-        }
-    }
-    if is_unavailable(&error) {
-        StoreError::Unavailable(Box::new(error))
-    } else {
-        StoreError::Other(Box::new(error))
     }
 }
 
@@ -71,34 +55,6 @@ impl PgEventStore {
         .map_err(store_error)?;
         rows.iter().map(|row| decode_row(id, row)).collect()
     }
-}
-
-/// One `events` row as an envelope.
-pub(super) fn decode_row(
-    id: OrderId,
-    row: &sqlx::postgres::PgRow,
-) -> Result<EventEnvelope, StoreError> {
-    let event_type: String = row.get("event_type");
-    let schema_version: i32 = row.get("schema_version");
-    let version: i64 = row.get("version");
-    let event = decode_event(
-        &event_type,
-        u32::try_from(schema_version).unwrap_or(0),
-        row.get::<serde_json::Value, _>("payload"),
-    )
-    .map_err(|e| StoreError::Corrupt(format!("order {id} version {version}: {e}")))?;
-    let metadata: EventMetadata = serde_json::from_value(row.get("metadata"))
-        .map_err(|e| StoreError::Corrupt(format!("order {id} version {version} metadata: {e}")))?;
-    Ok(EventEnvelope {
-        event_id: row.get("event_id"),
-        aggregate_id: id,
-        version: u64::try_from(version).unwrap_or_default(),
-        occurred_at: row.get("occurred_at"),
-        event,
-        metadata,
-        traceparent: row.get("traceparent"),
-        recorded_at: Some(row.get("recorded_at")),
-    })
 }
 
 #[async_trait]

@@ -10,18 +10,20 @@
 //! - [`outbox`]: every statement on the outbox and its dead letters: writing rows and
 //!   waking the relays, the relay's cycle, parked rows for operators.
 //! - [`relay_members`]: the live relays, heartbeats and member locks.
-//! - [`replay`]: reading stored events back for the relay's `replay`.
+//! - [`events`]: reads of `events` in global order (replay, rebuild) and the decoding
+//!   of a stored row, shared with the event store.
 //! - [`read_model`]: [`PgReadModel`] (`order_summaries`) and its [`rebuild`].
 
 mod event_store;
+pub mod events;
 pub mod outbox;
 pub mod read_model;
 pub mod relay_members;
-pub mod replay;
 
 use std::time::Duration;
 
 use anyhow::Context;
+use application::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
@@ -74,5 +76,21 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
             code.starts_with("08") || code == "57P01" || code == "57P02" || code == "57P03"
         }),
         _ => false,
+    }
+}
+
+/// Maps a database error to the port's error, naming constraints as use-case errors.
+pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &error {
+        match db.constraint() {
+            Some("events_stream_version_key") => return StoreError::VersionConflict,
+            Some("idempotency_keys_pkey") => return StoreError::IdempotencyKeyTaken,
+            _ => {}
+        }
+    }
+    if is_unavailable(&error) {
+        StoreError::Unavailable(Box::new(error))
+    } else {
+        StoreError::Other(Box::new(error))
     }
 }

@@ -4,11 +4,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use application::envelope::decode_event;
 use application::projection::fold;
-use application::{
-    EventEnvelope, EventMetadata, OrderSummary, ReadModel, StoreError, SummaryFilter,
-};
+use application::{OrderSummary, ReadModel, StoreError, SummaryFilter};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{CustomerId, OrderId, OrderStatus};
@@ -16,7 +13,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use super::is_unavailable;
+use crate::store_error;
 
 /// The live table.
 const TABLE: &str = "order_summaries";
@@ -29,14 +26,6 @@ const WRITE_CHUNK: usize = 10_000;
 /// How far back (in global positions) the rebuild's final catch-up reads again, for
 /// events whose transaction committed after later positions had been read.
 const LATE_COMMIT_WINDOW: i64 = 10_000;
-
-fn store_error(error: sqlx::Error) -> StoreError {
-    if is_unavailable(&error) {
-        StoreError::Unavailable(Box::new(error))
-    } else {
-        StoreError::Other(Box::new(error))
-    }
-}
 
 /// The read model on a PostgreSQL pool.
 #[derive(Debug, Clone)]
@@ -285,48 +274,23 @@ async fn fold_events(
     use anyhow::Context;
     let mut count = 0;
     loop {
-        let rows = sqlx::query(
-            "SELECT global_position, event_id, stream_id, version, event_type, schema_version, payload, \
-                    occurred_at, recorded_at \
-             FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2",
-        )
-        .bind(after)
-        .bind(REBUILD_CHUNK)
-        .fetch_all(&mut *conn)
-        .await
-        .context("reading the event store")?;
-        let Some(last) = rows.last() else {
+        let page = crate::events::for_fold(&mut *conn, after, REBUILD_CHUNK)
+            .await
+            .context("reading the event store")?;
+        let Some((last, _)) = page.last() else {
             return Ok((after, count));
         };
-        after = last.get("global_position");
-        for row in &rows {
-            if row.get::<i64, _>("global_position") > new_after {
+        after = *last;
+        for (position, envelope) in &page {
+            if *position > new_after {
                 count += 1;
             }
-            let stream: Uuid = row.get("stream_id");
-            let version: i64 = row.get("version");
-            let event = decode_event(
-                row.get("event_type"),
-                u32::try_from(row.get::<i32, _>("schema_version")).unwrap_or(0),
-                row.get("payload"),
-            )
-            .with_context(|| format!("order {stream} version {version}"))?;
-            let envelope = EventEnvelope {
-                event_id: row.get("event_id"),
-                aggregate_id: OrderId::from_uuid(stream),
-                version: u64::try_from(version).unwrap_or_default(),
-                occurred_at: row.get("occurred_at"),
-                event,
-                // The summary reads neither.
-                metadata: EventMetadata {
-                    user_id: None,
-                    correlation_id: String::new(),
-                    causation_id: String::new(),
-                },
-                traceparent: None,
-                recorded_at: Some(row.get("recorded_at")),
-            };
-            fold(summaries.entry(stream).or_default(), &envelope);
+            fold(
+                summaries
+                    .entry(envelope.aggregate_id.as_uuid())
+                    .or_default(),
+                envelope,
+            );
         }
     }
 }
