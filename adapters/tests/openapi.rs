@@ -494,7 +494,7 @@ fn now() -> String {
 
 /// Feeds every stored event to the read model's projector, as the Kafka consumer would.
 async fn project(pool: &PgPool) {
-    let events: Vec<_> = events_after(pool, ReplayFilter::default(), 0, 1_000_000)
+    let events: Vec<_> = in_global_order(pool, ReplayFilter::default(), 0, 1_000_000)
         .await
         .expect("the events can be read")
         .into_iter()

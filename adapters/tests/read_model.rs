@@ -85,7 +85,7 @@ async fn ok(app: &Router, method: &str, path: &str, body: Value) {
 
 /// Every stored event as a Kafka consumer decodes it (no `recordedAt`), in global order.
 async fn published(pool: &PgPool) -> Vec<EventEnvelope> {
-    events_after(pool, ReplayFilter::default(), 0, 1_000_000)
+    in_global_order(pool, ReplayFilter::default(), 0, 1_000_000)
         .await
         .unwrap()
         .into_iter()
