@@ -5,12 +5,13 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use order_kafka::KafkaPublisher;
 use rand::Rng;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::DeliveryFuture;
 use sqlx::postgres::PgListener;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -316,115 +317,26 @@ impl Relay {
             return Ok(Cycle::Standby);
         }
         let started = std::time::Instant::now();
-        let mut tx = outbox::begin_cycle(&self.pool).await?;
-        let locked = outbox::lock_partitions(&mut tx, &mine).await?;
-        if locked.is_empty() {
-            tx.commit().await?;
-            self.metrics.set_ready(true);
-            return Ok(Cycle::Standby);
-        }
-        let rows = outbox::due(&mut tx, &locked, self.settings.batch_size).await?;
-        if rows.is_empty() {
-            tx.commit().await?;
-            self.metrics.set_ready(true);
-            return Ok(Cycle::Published {
-                rows: 0,
-                full: false,
-            });
-        }
+        let (tx, rows) = match self.claim(&mine).await? {
+            Claim::Rows(tx, rows) => (tx, rows),
+            Claim::Nothing(cycle) => {
+                self.metrics.set_ready(true);
+                return Ok(cycle);
+            }
+        };
         let full = rows.len() as u64 >= u64::from(self.settings.batch_size);
         let publisher = self.publisher();
         let read_ms = started.elapsed().as_millis();
 
-        // Queue everything (pipelining). Once a row of an order fails, the order's later
-        // rows are not sent in this cycle, so they can never overtake it.
-        let mut blocked: HashSet<Uuid> = HashSet::new();
-        let mut poison: Vec<(&OutboxRow, String)> = Vec::new();
-        let mut pending = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if blocked.contains(&row.event.aggregate_id) {
-                continue;
-            }
-            if serde_json::from_str::<serde::de::IgnoredAny>(&row.event.value).is_err() {
-                blocked.insert(row.event.aggregate_id);
-                poison.push((row, "the outbox message is not valid JSON".to_owned()));
-                continue;
-            }
-            match publisher.enqueue(&row.event) {
-                Ok(delivery) => pending.push((row, delivery)),
-                Err(error) if is_poison(&error) => {
-                    blocked.insert(row.event.aggregate_id);
-                    poison.push((row, error.to_string()));
-                }
-                Err(error) => {
-                    // Queue full or producer trouble: send the rest next cycle.
-                    tracing::debug!(%error, "producer refused a message; the rest of the batch waits");
-                    break;
-                }
-            }
-        }
+        let produced = produce(&publisher, &rows);
         let produced_ms = started.elapsed().as_millis();
         self.pause_for_fault(FaultPhase::AfterProduce).await;
 
-        let mut acknowledged = Vec::with_capacity(pending.len());
-        let mut failed: HashSet<Uuid> = blocked.clone();
-        let mut transient = None;
-        for (row, delivery) in pending {
-            let outcome = match delivery.await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err((error, _))) => Err(error),
-                Err(_canceled) => Err(KafkaError::Canceled),
-            };
-            match outcome {
-                // A row is done only if no earlier row of its order failed in this cycle.
-                Ok(()) if !failed.contains(&row.event.aggregate_id) => acknowledged.push(row),
-                Ok(()) => {}
-                Err(error) => {
-                    failed.insert(row.event.aggregate_id);
-                    if is_poison(&error) {
-                        poison.push((row, error.to_string()));
-                    } else if transient.is_none() {
-                        transient = Some(CycleError::Delivery {
-                            event_id: row.event.event_id,
-                            error,
-                        });
-                    }
-                }
-            }
-        }
+        let outcome = await_acknowledgments(produced).await;
         let acked_ms = started.elapsed().as_millis();
         self.pause_for_fault(FaultPhase::AfterAck).await;
 
-        let acked_at = Utc::now();
-        if !acknowledged.is_empty() {
-            let ids: Vec<i64> = acknowledged.iter().map(|row| row.id).collect();
-            outbox::delete(&mut tx, &ids).await?;
-        }
-        for (row, error) in &poison {
-            let retry_in = backoff(
-                u32::try_from(row.attempts + 1).unwrap_or(1),
-                self.settings.max_backoff,
-            );
-            outbox::record_failure(
-                &mut tx,
-                row.id,
-                error,
-                retry_in.as_millis() as i64,
-                self.settings.max_attempts,
-            )
-            .await?;
-            let parked = row.attempts + 1 >= self.settings.max_attempts;
-            tracing::error!(
-                event_id = %row.event.event_id, order_id = %row.event.aggregate_id, outbox_id = row.id,
-                attempt = row.attempts + 1, parked, error = %error,
-                "event cannot be published; the order's later events are held back"
-            );
-            self.metrics
-                .failures
-                .with_label_values(&[if parked { "parked" } else { "poison" }])
-                .inc();
-        }
-        tx.commit().await?;
+        let acked_at = self.settle(tx, &outcome).await?;
         tracing::debug!(
             rows = rows.len(),
             read_ms,
@@ -434,7 +346,97 @@ impl Relay {
             "cycle"
         );
 
-        for row in &acknowledged {
+        self.record_published(&outcome.acknowledged, acked_at);
+        if let Some(error) = outcome.transient {
+            if publisher.is_fatal() || error.is_producer_state() {
+                self.renew_publisher(&publisher);
+            }
+            return Err(error);
+        }
+        self.metrics.set_ready(true);
+        Ok(Cycle::Published {
+            rows: outcome.acknowledged.len(),
+            full,
+        })
+    }
+
+    /// Claim: opens the cycle's transaction, locks the partitions of `mine` that no
+    /// other relay holds, and reads their due rows. When there is nothing to publish,
+    /// the transaction is committed and the cycle's outcome returned.
+    async fn claim(&self, mine: &[i32]) -> Result<Claim, sqlx::Error> {
+        let mut tx = outbox::begin_cycle(&self.pool).await?;
+        let locked = outbox::lock_partitions(&mut tx, mine).await?;
+        if locked.is_empty() {
+            tx.commit().await?;
+            return Ok(Claim::Nothing(Cycle::Standby));
+        }
+        let rows = outbox::due(&mut tx, &locked, self.settings.batch_size).await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(Claim::Nothing(Cycle::Published {
+                rows: 0,
+                full: false,
+            }));
+        }
+        Ok(Claim::Rows(tx, rows))
+    }
+
+    /// Settle: deletes the acknowledged rows, records the poison rows' failures (parking
+    /// those out of attempts), and commits. Returns the time taken as the
+    /// acknowledgments' arrival, for the latency metric.
+    async fn settle(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        outcome: &Acknowledgments<'_>,
+    ) -> Result<DateTime<Utc>, sqlx::Error> {
+        let acked_at = Utc::now();
+        if !outcome.acknowledged.is_empty() {
+            let ids: Vec<i64> = outcome.acknowledged.iter().map(|row| row.id).collect();
+            outbox::delete(&mut tx, &ids).await?;
+        }
+        for (row, error) in &outcome.poison {
+            self.record_poison(&mut tx, row, error).await?;
+        }
+        tx.commit().await?;
+        Ok(acked_at)
+    }
+
+    /// Records one failed attempt of a row that can never be published, parking it
+    /// once it is out of attempts; logs and counts it.
+    async fn record_poison(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        row: &OutboxRow,
+        error: &str,
+    ) -> Result<(), sqlx::Error> {
+        let retry_in = backoff(
+            u32::try_from(row.attempts + 1).unwrap_or(1),
+            self.settings.max_backoff,
+        );
+        outbox::record_failure(
+            tx,
+            row.id,
+            error,
+            retry_in.as_millis() as i64,
+            self.settings.max_attempts,
+        )
+        .await?;
+        let parked = row.attempts + 1 >= self.settings.max_attempts;
+        tracing::error!(
+            event_id = %row.event.event_id, order_id = %row.event.aggregate_id, outbox_id = row.id,
+            attempt = row.attempts + 1, parked, error = %error,
+            "event cannot be published; the order's later events are held back"
+        );
+        self.metrics
+            .failures
+            .with_label_values(&[if parked { "parked" } else { "poison" }])
+            .inc();
+        Ok(())
+    }
+
+    /// The metrics of the rows a committed cycle published.
+    fn record_published(&self, acknowledged: &[&OutboxRow], acked_at: DateTime<Utc>) {
+        for row in acknowledged {
             let latency = (acked_at - row.created_at)
                 .num_microseconds()
                 .unwrap_or(0)
@@ -443,17 +445,6 @@ impl Relay {
         }
         self.metrics.published.inc_by(acknowledged.len() as u64);
         self.metrics.batch_size.observe(acknowledged.len() as f64);
-        if let Some(error) = transient {
-            if publisher.is_fatal() || error.is_producer_state() {
-                self.renew_publisher(&publisher);
-            }
-            return Err(error);
-        }
-        self.metrics.set_ready(true);
-        Ok(Cycle::Published {
-            rows: acknowledged.len(),
-            full,
-        })
     }
 
     fn publisher(&self) -> KafkaPublisher {
@@ -500,6 +491,110 @@ impl Relay {
             self.metrics.oldest_age.set(oldest_age);
             self.metrics.parked.set(parked);
         }
+    }
+}
+
+/// What a cycle's claim found.
+enum Claim {
+    /// Nothing to publish; the transaction is committed and this is the cycle's outcome.
+    Nothing(Cycle),
+    /// Due rows, in the transaction that holds their partitions' locks.
+    Rows(Transaction<'static, Postgres>, Vec<OutboxRow>),
+}
+
+/// The rows of a batch the producer took, and those it will never take.
+struct Produced<'a> {
+    /// Queued rows, in batch order, with their acknowledgments to come.
+    pending: Vec<(&'a OutboxRow, DeliveryFuture)>,
+    /// Rows that can never be published, with why.
+    poison: Vec<(&'a OutboxRow, String)>,
+    /// Orders with a poison row: none of their later rows was sent.
+    blocked: HashSet<Uuid>,
+}
+
+/// How a batch's acknowledgments came out.
+struct Acknowledgments<'a> {
+    /// Rows acknowledged with no earlier row of their order failed in this cycle.
+    acknowledged: Vec<&'a OutboxRow>,
+    /// Rows that can never be published (found when producing or when acknowledged).
+    poison: Vec<(&'a OutboxRow, String)>,
+    /// The first delivery failure that may pass (the broker unreachable or slow).
+    transient: Option<CycleError>,
+}
+
+/// Produce: queues every row on the producer (pipelining), none awaited. Once a row of
+/// an order fails, the order's later rows are not sent in this cycle, so they can never
+/// overtake it. Stops at the first row the producer refuses for its own trouble.
+fn produce<'a>(publisher: &KafkaPublisher, rows: &'a [OutboxRow]) -> Produced<'a> {
+    let mut blocked: HashSet<Uuid> = HashSet::new();
+    let mut poison: Vec<(&OutboxRow, String)> = Vec::new();
+    let mut pending = Vec::with_capacity(rows.len());
+    for row in rows {
+        if blocked.contains(&row.event.aggregate_id) {
+            continue;
+        }
+        if serde_json::from_str::<serde::de::IgnoredAny>(&row.event.value).is_err() {
+            blocked.insert(row.event.aggregate_id);
+            poison.push((row, "the outbox message is not valid JSON".to_owned()));
+            continue;
+        }
+        match publisher.enqueue(&row.event) {
+            Ok(delivery) => pending.push((row, delivery)),
+            Err(error) if is_poison(&error) => {
+                blocked.insert(row.event.aggregate_id);
+                poison.push((row, error.to_string()));
+            }
+            Err(error) => {
+                // Queue full or producer trouble: send the rest next cycle.
+                tracing::debug!(%error, "producer refused a message; the rest of the batch waits");
+                break;
+            }
+        }
+    }
+    Produced {
+        pending,
+        poison,
+        blocked,
+    }
+}
+
+/// Await acknowledgments: every queued row's, in batch order.
+async fn await_acknowledgments(produced: Produced<'_>) -> Acknowledgments<'_> {
+    let Produced {
+        pending,
+        mut poison,
+        blocked,
+    } = produced;
+    let mut acknowledged = Vec::with_capacity(pending.len());
+    let mut failed: HashSet<Uuid> = blocked;
+    let mut transient = None;
+    for (row, delivery) in pending {
+        let outcome = match delivery.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((error, _))) => Err(error),
+            Err(_canceled) => Err(KafkaError::Canceled),
+        };
+        match outcome {
+            // A row is done only if no earlier row of its order failed in this cycle.
+            Ok(()) if !failed.contains(&row.event.aggregate_id) => acknowledged.push(row),
+            Ok(()) => {}
+            Err(error) => {
+                failed.insert(row.event.aggregate_id);
+                if is_poison(&error) {
+                    poison.push((row, error.to_string()));
+                } else if transient.is_none() {
+                    transient = Some(CycleError::Delivery {
+                        event_id: row.event.event_id,
+                        error,
+                    });
+                }
+            }
+        }
+    }
+    Acknowledgments {
+        acknowledged,
+        poison,
+        transient,
     }
 }
 
