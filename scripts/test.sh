@@ -41,11 +41,20 @@ log "KAFKA_BROKERS=${KAFKA_BROKERS} (TEST_KAFKA_BROKERS likewise)"
 # are not tests (scripts/bench.sh runs them), so the targets are named explicitly.
 log "building the binaries: cargo build --workspace --bins"
 cargo build --workspace --bins
-log "running: cargo test --workspace --lib --bins --tests $*"
+# `-p CRATE` narrows the run to that crate (cargo would let --workspace win).
+scope=(--workspace)
+for arg in "$@"; do
+    [[ "$arg" == "--" ]] && break
+    if [[ "$arg" == -p || "$arg" == --package || "$arg" == -p* || "$arg" == --package=* ]]; then
+        scope=()
+        break
+    fi
+done
+log "running: cargo test ${scope[*]} --lib --bins --tests $*"
 
 # --- tests ----------------------------------------------------------------------
 set +e
-cargo test --workspace --lib --bins --tests "$@"
+cargo test "${scope[@]}" --lib --bins --tests "$@"
 status=$?
 set -e
 
