@@ -764,7 +764,7 @@ fn the_schemas_mark_what_the_api_requires_and_its_enums() {
     );
     assert_eq!(required("Address"), json!(["line1", "city", "country"]));
     assert_eq!(
-        required("NewLine"),
+        required("OrderLine"),
         json!(["productId", "quantity", "unitPrice"])
     );
     assert_eq!(
@@ -785,7 +785,7 @@ fn the_schemas_mark_what_the_api_requires_and_its_enums() {
         schemas["OrderStatus"]["enum"],
         json!(["created", "paid", "shipped", "cancelled"])
     );
-    let line = &schemas["NewLine"]["properties"];
+    let line = &schemas["OrderLine"]["properties"];
     assert_eq!(line["quantity"]["type"], json!("integer"));
     assert_eq!(line["quantity"]["format"], json!("int64"));
     assert_eq!(

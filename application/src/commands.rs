@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::{
-    Address, Amount, CancellationReason, Carrier, NewLine, Order, OrderError, OrderFactory,
-    OrderId, PaymentId, PaymentMethod, PlaceOrder, ProductId, TrackingNumber,
+    Address, Amount, CancellationReason, Carrier, Order, OrderError, OrderFactory, OrderId,
+    OrderLine, PaymentId, PaymentMethod, PlaceOrder, ProductId, TrackingNumber,
 };
 use thiserror::Error;
 use uuid::Uuid;
@@ -224,7 +224,7 @@ impl OrderCommands {
         &self,
         ctx: &CommandContext,
         id: OrderId,
-        line: NewLine,
+        line: OrderLine,
     ) -> Result<CommandOutcome, CommandError> {
         self.change(ctx, id, Action::AddItem, |order, now| {
             order.add_item(line.clone(), now)

@@ -6,7 +6,7 @@
 //! replaying recorded events rebuilds an aggregate exactly.
 //!
 //! # Layout
-//! - [`values`]: immutable value objects (`OrderId`, `CustomerInfo`, `Address`, `Money`,
+//! - [`values`]: immutable value objects (`OrderId`, `CustomerInfo`, `Address`,
 //!   `Currency`, `OrderLine`, ...), each with a validating constructor.
 //! - [`order`]: the aggregate root, its factory, behaviours, events and errors.
 //!
@@ -19,7 +19,7 @@ pub mod order;
 pub mod values;
 
 pub use order::{
-    DiscountPolicy, DiscountTable, DiscountTableError, HistoryError, NewLine, Order, OrderError,
-    OrderEvent, OrderFactory, OrderSnapshot, OrderStatus, PlaceOrder, RecordedEvent,
+    DiscountPolicy, DiscountTable, DiscountTableError, HistoryError, Order, OrderError, OrderEvent,
+    OrderFactory, OrderSnapshot, OrderStatus, PlaceOrder, RecordedEvent,
 };
 pub use values::*;

@@ -25,9 +25,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use domain::{
     Address, AddressLine, Amount, CancellationReason, Carrier, City, CountryCode, Currency,
-    CustomerId, CustomerInfo, CustomerName, DiscountCode, DiscountTable, NewLine, OrderError,
-    OrderFactory, OrderId, OrderLine, OrderStatus, PaymentId, PaymentMethod, PhoneNumber,
-    PlaceOrder, ProductId, Quantity, TrackingNumber, UnitPrice,
+    CustomerId, CustomerInfo, CustomerName, DiscountCode, DiscountTable, OrderError, OrderFactory,
+    OrderId, OrderLine, OrderStatus, PaymentId, PaymentMethod, PhoneNumber, PlaceOrder, ProductId,
+    Quantity, TrackingNumber, UnitPrice,
 };
 use order_postgres::{connect_lazy, purge_idempotency_keys, PgEventStore};
 use serde_json::{json, Value};
@@ -64,7 +64,7 @@ fn customer() -> CustomerInfo {
     )
 }
 
-fn line(product: &str, quantity: u64, unit_price: u64) -> NewLine {
+fn line(product: &str, quantity: u64, unit_price: u64) -> OrderLine {
     OrderLine::new(
         ProductId::parse(product).unwrap(),
         Quantity::new(quantity).unwrap(),

@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use domain::{
     Address, AddressLine, Amount, CancellationReason, Carrier, City, CountryCode, Currency,
-    CustomerId, CustomerInfo, CustomerName, DiscountCode, NewLine, Order, OrderId, OrderLine,
-    PaymentId, PaymentMethod, PhoneNumber, PlaceOrder, PostalCode, ProductId, Quantity,
-    TrackingNumber, UnitPrice, ValueError,
+    CustomerId, CustomerInfo, CustomerName, DiscountCode, Order, OrderId, OrderLine, PaymentId,
+    PaymentMethod, PhoneNumber, PlaceOrder, PostalCode, ProductId, Quantity, TrackingNumber,
+    UnitPrice, ValueError,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -134,7 +134,7 @@ pub(super) struct CustomerRequest {
 /// A line as a client asks for it (amounts in the currency's minor unit).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[schema(as = NewLine)]
+#[schema(as = OrderLine)]
 pub(super) struct ItemRequest {
     #[schema(value_type = String, min_length = 1, max_length = 64)]
     product_id: Option<String>,
@@ -145,7 +145,7 @@ pub(super) struct ItemRequest {
 }
 
 impl ItemRequest {
-    fn convert(self, fields: &mut Fields, at: &str) -> Option<NewLine> {
+    fn convert(self, fields: &mut Fields, at: &str) -> Option<OrderLine> {
         let product_id = fields.parse(&format!("{at}productId"), self.product_id, ProductId::parse);
         let quantity = fields.parse(&format!("{at}quantity"), self.quantity, Quantity::new);
         let unit_price = fields.parse(&format!("{at}unitPrice"), self.unit_price, UnitPrice::new);
@@ -156,7 +156,7 @@ impl ItemRequest {
     ///
     /// # Errors
     /// 422 naming every invalid field.
-    pub(super) fn try_into_domain(self) -> Result<NewLine, ApiError> {
+    pub(super) fn try_into_domain(self) -> Result<OrderLine, ApiError> {
         let mut fields = Fields::default();
         let line = self.convert(&mut fields, "");
         fields.finish(line)
@@ -206,7 +206,7 @@ impl CreateOrderRequest {
         });
         let currency = fields.parse("currency", self.currency, |c| Currency::parse(&c));
         let items = fields.required("items", self.items).and_then(|items| {
-            let lines: Vec<Option<NewLine>> = items
+            let lines: Vec<Option<OrderLine>> = items
                 .into_iter()
                 .enumerate()
                 .map(|(i, item)| item.convert(&mut fields, &format!("items[{i}].")))

@@ -15,8 +15,8 @@ use application::{
 use async_trait::async_trait;
 use domain::{
     Address, AddressLine, Amount, CancellationReason, Carrier, City, CountryCode, Currency,
-    CustomerId, CustomerInfo, CustomerName, DiscountCode, DiscountTable, NewLine, OrderFactory,
-    OrderId, OrderLine, PaymentId, PaymentMethod, PhoneNumber, PlaceOrder, ProductId, Quantity,
+    CustomerId, CustomerInfo, CustomerName, DiscountCode, DiscountTable, OrderFactory, OrderId,
+    OrderLine, PaymentId, PaymentMethod, PhoneNumber, PlaceOrder, ProductId, Quantity,
     TrackingNumber, UnitPrice,
 };
 use uuid::Uuid;
@@ -52,7 +52,7 @@ pub(crate) fn customer(id: &str) -> CustomerInfo {
     )
 }
 
-pub(crate) fn line(product: &str, quantity: u64, unit_price: u64) -> NewLine {
+pub(crate) fn line(product: &str, quantity: u64, unit_price: u64) -> OrderLine {
     OrderLine::new(
         ProductId::parse(product).unwrap(),
         Quantity::new(quantity).unwrap(),

@@ -48,16 +48,13 @@ pub const MAX_LINES: usize = 100;
 /// The most discount codes one order may be placed with.
 pub const MAX_DISCOUNT_CODES: usize = 3;
 
-/// A line as the customer asks for it (the same shape as a stored [`OrderLine`]).
-pub type NewLine = OrderLine;
-
 /// What it takes to place an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlaceOrder {
     pub id: OrderId,
     pub customer: CustomerInfo,
     pub currency: Currency,
-    pub items: Vec<NewLine>,
+    pub items: Vec<OrderLine>,
     pub discount_codes: Vec<DiscountCode>,
 }
 
@@ -250,7 +247,7 @@ impl Order {
     /// # Errors
     /// `InvalidState` unless created; `PriceMismatch`, `QuantityLimit`,
     /// `TooManyLines` or `AmountOverflow` for the content rules.
-    pub fn add_item(&mut self, line: NewLine, now: DateTime<Utc>) -> Result<(), OrderError> {
+    pub fn add_item(&mut self, line: OrderLine, now: DateTime<Utc>) -> Result<(), OrderError> {
         self.require(&[OrderStatus::Created], "add an item to")?;
         let mut lines = self.lines.clone();
         let line_count = lines.len();

@@ -6,7 +6,7 @@
 //! calls these functions and never sees the bodies.
 
 use domain::{
-    Address, Amount, CancellationReason, Carrier, NewLine, PaymentId, PaymentMethod, PlaceOrder,
+    Address, Amount, CancellationReason, Carrier, OrderLine, PaymentId, PaymentMethod, PlaceOrder,
     TrackingNumber,
 };
 
@@ -71,7 +71,7 @@ pub(crate) fn place_order(request: proto::CreateOrderRequest) -> Result<PlaceOrd
 ///
 /// # Errors
 /// As [`place_order`].
-pub(crate) fn new_line(request: &proto::AddItemRequest) -> Result<NewLine, ApiError> {
+pub(crate) fn new_line(request: &proto::AddItemRequest) -> Result<OrderLine, ApiError> {
     ItemRequest {
         product_id: request.product_id.clone(),
         quantity: request.quantity,
