@@ -70,5 +70,17 @@ pub enum HistoryError {
     #[error("expected version {expected}, found {found}")]
     VersionGap { expected: u64, found: u64 },
     #[error("event at version {version} does not apply to the state: {reason}")]
-    Inapplicable { version: u64, reason: String },
+    Inapplicable { version: u64, reason: ApplyError },
+}
+
+/// Why an event does not apply to the state it follows. The behaviours check every
+/// rule before they record an event, so only a damaged history (or a bug) gets here.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ApplyError {
+    #[error("an order is created only once")]
+    CreatedAgain,
+    #[error("the merged quantity of product {0} is over the limit")]
+    QuantityOverLimit(ProductId),
+    #[error("no line for product {0}")]
+    NoLine(ProductId),
 }

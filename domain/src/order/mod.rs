@@ -28,7 +28,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use discount::{DiscountPolicy, DiscountTable, DiscountTableError};
-pub use error::{HistoryError, OrderError};
+pub use error::{ApplyError, HistoryError, OrderError};
 pub use events::{OrderEvent, RecordedEvent};
 pub use snapshot::OrderSnapshot;
 pub use status::OrderStatus;
@@ -285,8 +285,7 @@ impl Order {
                 total: totals.total,
             }),
             now,
-        );
-        Ok(())
+        )
     }
 
     /// Removes the whole line of a product.
@@ -324,8 +323,7 @@ impl Order {
                 total: totals.total,
             }),
             now,
-        );
-        Ok(())
+        )
     }
 
     /// Replaces the delivery address.
@@ -344,8 +342,7 @@ impl Order {
         self.record(
             OrderEvent::DeliveryAddressChanged(DeliveryAddressChanged { address }),
             now,
-        );
-        Ok(())
+        )
     }
 
     /// Records a payment that covers the total (more is accepted and recorded).
@@ -373,8 +370,7 @@ impl Order {
                 method,
             }),
             now,
-        );
-        Ok(())
+        )
     }
 
     /// Records that the order left with a carrier.
@@ -394,8 +390,7 @@ impl Order {
                 carrier,
             }),
             now,
-        );
-        Ok(())
+        )
     }
 
     /// Cancels the order, refunding what was paid.
@@ -415,8 +410,7 @@ impl Order {
                 refund_amount,
             }),
             now,
-        );
-        Ok(())
+        )
     }
 
     fn require(&self, allowed: &[OrderStatus], action: &'static str) -> Result<(), OrderError> {
@@ -430,17 +424,27 @@ impl Order {
         }
     }
 
-    fn record(&mut self, event: OrderEvent, now: DateTime<Utc>) {
+    /// Applies `event` as the next version and keeps it for the unit of work.
+    fn record(&mut self, event: OrderEvent, now: DateTime<Utc>) -> Result<(), OrderError> {
         let version = self.version + 1;
-        // Behaviours check every rule before recording, so applying cannot fail here;
-        // if it ever did, the event would not be recorded and the state would not move.
-        if self.apply(&event, version, now).is_ok() {
-            self.pending.push(RecordedEvent {
-                version,
-                occurred_at: now,
-                event,
-            });
-        }
+        // Behaviours check every rule before recording, so applying does not fail; if it
+        // ever did, the command is refused with the rule the event broke, and nothing is
+        // recorded or changed.
+        self.apply(&event, version, now)
+            .map_err(|error| match error {
+                ApplyError::CreatedAgain => OrderError::InvalidState {
+                    action: "create",
+                    status: self.status,
+                },
+                ApplyError::QuantityOverLimit(product) => OrderError::QuantityLimit(product),
+                ApplyError::NoLine(product) => OrderError::LineNotFound(product),
+            })?;
+        self.pending.push(RecordedEvent {
+            version,
+            occurred_at: now,
+            event,
+        });
+        Ok(())
     }
 
     fn created(id: OrderId, event: &OrderCreated, at: DateTime<Utc>) -> Order {
@@ -467,9 +471,14 @@ impl Order {
     }
 
     /// Applies an event after `OrderCreated`. The only code that changes state.
-    fn apply(&mut self, event: &OrderEvent, version: u64, at: DateTime<Utc>) -> Result<(), String> {
+    fn apply(
+        &mut self,
+        event: &OrderEvent,
+        version: u64,
+        at: DateTime<Utc>,
+    ) -> Result<(), ApplyError> {
         match event {
-            OrderEvent::OrderCreated(_) => return Err("an order is created only once".into()),
+            OrderEvent::OrderCreated(_) => return Err(ApplyError::CreatedAgain),
             OrderEvent::ItemAdded(e) => {
                 match self
                     .lines
@@ -480,7 +489,7 @@ impl Order {
                         let merged = line
                             .quantity()
                             .checked_add(e.quantity)
-                            .ok_or("merged quantity over the limit")?;
+                            .ok_or_else(|| ApplyError::QuantityOverLimit(e.product_id.clone()))?;
                         *line = line.with_quantity(merged);
                     }
                     None => self.lines.push(OrderLine::new(
@@ -495,7 +504,7 @@ impl Order {
                 let before = self.lines.len();
                 self.lines.retain(|l| l.product_id() != &e.product_id);
                 if self.lines.len() == before {
-                    return Err(format!("no line for product {}", e.product_id));
+                    return Err(ApplyError::NoLine(e.product_id.clone()));
                 }
                 (self.subtotal, self.discount, self.total) = (e.subtotal, e.discount, e.total);
             }

@@ -1269,9 +1269,12 @@ fn a_history_removing_a_line_the_order_does_not_have_is_refused() {
             recorded(2, item_removed("sku-9", 1, (2_500, 750, 1_750))),
         ],
     );
-    assert!(
-        matches!(result, Err(HistoryError::Inapplicable { version: 2, .. })),
-        "{result:?}"
+    assert_eq!(
+        result,
+        Err(HistoryError::Inapplicable {
+            version: 2,
+            reason: ApplyError::NoLine(product("sku-9")),
+        })
     );
 }
 
