@@ -183,7 +183,7 @@ impl From<OrderError> for ApiError {
             }
             OrderError::LineNotFound(_) => Self::not_found(rule.to_string()),
             _ => Self::validation(vec![FieldError::new(
-                rule.field().unwrap_or("body"),
+                rule_field(&rule).unwrap_or("body"),
                 rule.to_string(),
             )]),
         }
@@ -233,4 +233,23 @@ pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The request field (as the wire names it) an order rule is about, for clients that
+/// show errors per field. The names belong to the API, not to the domain.
+fn rule_field(rule: &OrderError) -> Option<&'static str> {
+    match rule {
+        OrderError::InvalidState { .. } | OrderError::LineNotFound(_) => None,
+        OrderError::NoLines | OrderError::TooManyLines { .. } | OrderError::DuplicateProduct(_) => {
+            Some("items")
+        }
+        OrderError::PriceMismatch { .. } => Some("unitPrice"),
+        OrderError::QuantityLimit(_) => Some("quantity"),
+        OrderError::AmountOverflow => Some("items"),
+        OrderError::LastLine => Some("productId"),
+        OrderError::PaymentBelowTotal { .. } => Some("amount"),
+        OrderError::UnknownDiscountCode(_)
+        | OrderError::DuplicateDiscountCode(_)
+        | OrderError::TooManyDiscountCodes { .. } => Some("discountCodes"),
+    }
 }

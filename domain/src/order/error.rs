@@ -42,24 +42,6 @@ pub enum OrderError {
     TooManyDiscountCodes { max: usize },
 }
 
-impl OrderError {
-    /// The request field the rule is about, for clients that show errors per field.
-    pub fn field(&self) -> Option<&'static str> {
-        match self {
-            Self::InvalidState { .. } | Self::LineNotFound(_) => None,
-            Self::NoLines | Self::TooManyLines { .. } | Self::DuplicateProduct(_) => Some("items"),
-            Self::PriceMismatch { .. } => Some("unitPrice"),
-            Self::QuantityLimit(_) => Some("quantity"),
-            Self::AmountOverflow => Some("items"),
-            Self::LastLine => Some("productId"),
-            Self::PaymentBelowTotal { .. } => Some("amount"),
-            Self::UnknownDiscountCode(_)
-            | Self::DuplicateDiscountCode(_)
-            | Self::TooManyDiscountCodes { .. } => Some("discountCodes"),
-        }
-    }
-}
-
 /// A stored stream that cannot be an order's history (a bug or a damaged store).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum HistoryError {
