@@ -37,6 +37,26 @@ pub async fn run(
     projector: Projector,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let consumer = subscribe(&settings)?;
+    tracing::info!(topic = %settings.topic, group = %settings.group_id, "projector started");
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let first = tokio::select! {
+            () = &mut shutdown => break,
+            message = consumer.recv() => message,
+        };
+        let (batch, offsets) = next_batch(&consumer, first, settings.max_batch);
+        if !apply_until_done(&projector, &batch, &mut shutdown).await {
+            return Ok(());
+        }
+        commit_offsets(&consumer, &settings.topic, offsets)?;
+    }
+    tracing::info!("projector stopped");
+    Ok(())
+}
+
+/// The consumer of `settings.group_id`, subscribed to the topic, committing by hand.
+fn subscribe(settings: &ProjectorSettings) -> anyhow::Result<StreamConsumer> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &settings.brokers)
         .set("group.id", &settings.group_id)
@@ -51,56 +71,75 @@ pub async fn run(
     consumer
         .subscribe(&[&settings.topic])
         .with_context(|| format!("subscribing to {}", settings.topic))?;
-    tracing::info!(topic = %settings.topic, group = %settings.group_id, "projector started");
-    let mut shutdown = std::pin::pin!(shutdown);
+    Ok(consumer)
+}
+
+/// The batch that starts with `first`: whatever else is already fetched joins it, up to
+/// `max_batch`; with the next offset to commit per partition.
+fn next_batch(
+    consumer: &StreamConsumer,
+    first: rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>,
+    max_batch: usize,
+) -> (Vec<EventEnvelope>, HashMap<i32, i64>) {
+    let mut batch = Vec::new();
+    let mut offsets: HashMap<i32, i64> = HashMap::new();
+    take(first, &mut batch, &mut offsets);
+    while batch.len() < max_batch {
+        match consumer.recv().now_or_never() {
+            Some(message) => take(message, &mut batch, &mut offsets),
+            None => break,
+        }
+    }
+    (batch, offsets)
+}
+
+/// Applies the batch, retrying with back-off (100 ms doubling to 5 s) until it
+/// succeeds; false when the shutdown came first (the offsets are then not committed).
+async fn apply_until_done(
+    projector: &Projector,
+    batch: &[EventEnvelope],
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> bool {
+    let mut backoff = Duration::from_millis(100);
     loop {
-        let first = tokio::select! {
-            () = &mut shutdown => break,
-            message = consumer.recv() => message,
-        };
-        let mut batch = Vec::new();
-        let mut offsets: HashMap<i32, i64> = HashMap::new();
-        take(first, &mut batch, &mut offsets);
-        // Whatever else is already fetched joins the batch.
-        while batch.len() < settings.max_batch {
-            match consumer.recv().now_or_never() {
-                Some(message) => take(message, &mut batch, &mut offsets),
-                None => break,
+        match projector.apply(batch).await {
+            Ok(applied) => {
+                tracing::debug!(?applied, "batch projected");
+                return true;
             }
-        }
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match projector.apply(&batch).await {
-                Ok(applied) => {
-                    tracing::debug!(?applied, "batch projected");
-                    break;
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{:#}", anyhow::Error::from(error)),
+                    "projecting a batch failed; retrying"
+                );
+                tokio::select! {
+                    () = &mut *shutdown => return false,
+                    () = tokio::time::sleep(backoff) => {}
                 }
-                Err(error) => {
-                    tracing::warn!(
-                        error = format!("{:#}", anyhow::Error::from(error)),
-                        "projecting a batch failed; retrying"
-                    );
-                    tokio::select! {
-                        () = &mut shutdown => return Ok(()),
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-        if !offsets.is_empty() {
-            let mut list = TopicPartitionList::new();
-            for (partition, next) in offsets {
-                list.add_partition_offset(&settings.topic, partition, Offset::Offset(next))
-                    .context("building the offsets to commit")?;
-            }
-            // Async: a lost commit only means a redelivery, which the projector skips.
-            if let Err(error) = consumer.commit(&list, CommitMode::Async) {
-                tracing::warn!(%error, "committing the projector's offsets failed; the batch may be redelivered");
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
-    tracing::info!("projector stopped");
+}
+
+/// Commits the next offset of each partition of an applied batch.
+fn commit_offsets(
+    consumer: &StreamConsumer,
+    topic: &str,
+    offsets: HashMap<i32, i64>,
+) -> anyhow::Result<()> {
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let mut list = TopicPartitionList::new();
+    for (partition, next) in offsets {
+        list.add_partition_offset(topic, partition, Offset::Offset(next))
+            .context("building the offsets to commit")?;
+    }
+    // Async: a lost commit only means a redelivery, which the projector skips.
+    if let Err(error) = consumer.commit(&list, CommitMode::Async) {
+        tracing::warn!(%error, "committing the projector's offsets failed; the batch may be redelivered");
+    }
     Ok(())
 }
 

@@ -323,15 +323,6 @@ pub async fn rebuild(pool: &PgPool) -> anyhow::Result<RebuildReport> {
     use anyhow::Context;
     let started = Instant::now();
     let mut conn = pool.acquire().await.context("connecting to PostgreSQL")?;
-    sqlx::query(&format!("DROP TABLE IF EXISTS {REBUILD_TABLE}"))
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(&format!(
-        "CREATE TABLE {REBUILD_TABLE} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-    ))
-    .execute(&mut *conn)
-    .await?;
-
     let mut summaries = HashMap::new();
     let (read_to, mut events) = fold_events(&mut conn, &mut summaries, 0, 0).await?;
     tracing::info!(
@@ -340,12 +331,44 @@ pub async fn rebuild(pool: &PgPool) -> anyhow::Result<RebuildReport> {
         "event store folded; writing the new table"
     );
     let all: Vec<OrderSummary> = summaries.values().flatten().cloned().collect();
-    // Bulk load, then index (faster than maintaining indexes row by row).
+    write_rebuild_table(&mut conn, &all).await?;
+
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query(&format!("LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE"))
+        .execute(&mut *tx)
+        .await?;
+    events += catch_up(&mut tx, &mut summaries, read_to).await?;
+    swap_in(&mut tx).await?;
+    tx.commit()
+        .await
+        .context("swapping the rebuilt read model in")?;
+    Ok(RebuildReport {
+        events,
+        orders: summaries.values().flatten().count() as u64,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Creates the rebuild's table afresh and fills it with `summaries`: a bulk load into an
+/// unlogged table, then the indexes (faster than maintaining them row by row). The
+/// statements are dynamic only in the table names, which are constants.
+async fn write_rebuild_table(
+    conn: &mut PgConnection,
+    summaries: &[OrderSummary],
+) -> anyhow::Result<()> {
+    sqlx::query(&format!("DROP TABLE IF EXISTS {REBUILD_TABLE}"))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(&format!(
+        "CREATE TABLE {REBUILD_TABLE} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+    ))
+    .execute(&mut *conn)
+    .await?;
     sqlx::query(&format!("ALTER TABLE {REBUILD_TABLE} SET UNLOGGED"))
         .execute(&mut *conn)
         .await?;
-    for chunk in all.chunks(WRITE_CHUNK) {
-        insert_new(&mut conn, chunk).await?;
+    for chunk in summaries.chunks(WRITE_CHUNK) {
+        insert_new(conn, chunk).await?;
     }
     sqlx::query(&format!("ALTER TABLE {REBUILD_TABLE} SET LOGGED"))
         .execute(&mut *conn)
@@ -353,24 +376,36 @@ pub async fn rebuild(pool: &PgPool) -> anyhow::Result<RebuildReport> {
     for statement in index_statements(REBUILD_TABLE) {
         sqlx::query(&statement).execute(&mut *conn).await?;
     }
+    Ok(())
+}
 
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    sqlx::query(&format!("LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE"))
-        .execute(&mut *tx)
-        .await?;
+/// With the live table locked: folds again the events from a window before `read_to`
+/// (a transaction that committed late under an earlier position is caught) and
+/// upserts the summaries that moved into the rebuild's table; returns how many events
+/// were new.
+async fn catch_up(
+    tx: &mut PgConnection,
+    summaries: &mut HashMap<Uuid, Option<OrderSummary>>,
+    read_to: i64,
+) -> anyhow::Result<u64> {
     let before: HashMap<Uuid, u64> = summaries
         .iter()
         .filter_map(|(id, s)| s.as_ref().map(|s| (*id, s.version)))
         .collect();
     let window = (read_to - LATE_COMMIT_WINDOW).max(0);
-    let (_, late) = fold_events(&mut tx, &mut summaries, window, read_to).await?;
-    events += late;
+    let (_, late) = fold_events(&mut *tx, summaries, window, read_to).await?;
     let caught_up: Vec<OrderSummary> = summaries
         .iter()
         .filter_map(|(id, s)| s.as_ref().filter(|s| before.get(id) != Some(&s.version)))
         .cloned()
         .collect();
-    upsert(&mut tx, REBUILD_TABLE, &caught_up).await?;
+    upsert(&mut *tx, REBUILD_TABLE, &caught_up).await?;
+    Ok(late)
+}
+
+/// Puts the rebuilt table in the live one's place, with the live names of its
+/// constraint and indexes.
+async fn swap_in(tx: &mut PgConnection) -> anyhow::Result<()> {
     for statement in [
         format!("ALTER TABLE {TABLE} RENAME TO order_summaries_replaced"),
         format!("ALTER TABLE {REBUILD_TABLE} RENAME TO {TABLE}"),
@@ -383,12 +418,5 @@ pub async fn rebuild(pool: &PgPool) -> anyhow::Result<RebuildReport> {
     ] {
         sqlx::query(&statement).execute(&mut *tx).await?;
     }
-    tx.commit()
-        .await
-        .context("swapping the rebuilt read model in")?;
-    Ok(RebuildReport {
-        events,
-        orders: summaries.values().flatten().count() as u64,
-        elapsed: started.elapsed(),
-    })
+    Ok(())
 }
