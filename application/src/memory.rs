@@ -29,8 +29,8 @@ use domain::OrderId;
 
 use crate::envelope::EventEnvelope;
 use crate::ports::{
-    Clock, EventStore, IdempotencyRecord, SnapshotStore, StoreError, StoredSnapshot, SystemClock,
-    UnitOfWork,
+    Clock, EventStore, IdempotencyRecord, PendingWrites, SnapshotStore, StoreError, StoredSnapshot,
+    SystemClock, UnitOfWork,
 };
 
 /// The event store in memory. Clones share the same streams.
@@ -144,11 +144,7 @@ impl EventStore for MemoryEventStore {
     async fn begin(&self) -> Result<Box<dyn UnitOfWork>, StoreError> {
         Ok(Box::new(MemoryUnitOfWork {
             state: self.state.clone(),
-            append: None,
-            outbox: Vec::new(),
-            idempotency: None,
-            snapshot: None,
-            failed: false,
+            pending: PendingWrites::default(),
         }))
     }
 }
@@ -179,12 +175,7 @@ impl SnapshotStore for MemoryEventStore {
 #[derive(Debug)]
 struct MemoryUnitOfWork {
     state: Arc<Mutex<State>>,
-    append: Option<Append>,
-    outbox: Vec<EventEnvelope>,
-    idempotency: Option<IdempotencyRecord>,
-    snapshot: Option<StoredSnapshot>,
-    /// A call was refused: the unit of work must not commit any part of it.
-    failed: bool,
+    pending: PendingWrites<Append>,
 }
 
 #[derive(Debug)]
@@ -192,14 +183,6 @@ struct Append {
     stream: OrderId,
     expected_version: u64,
     events: Vec<EventEnvelope>,
-}
-
-impl MemoryUnitOfWork {
-    /// Notes a refused call, so that commit refuses too.
-    fn fail(&mut self, error: StoreError) -> StoreError {
-        self.failed = true;
-        error
-    }
 }
 
 #[async_trait]
@@ -210,69 +193,40 @@ impl UnitOfWork for MemoryUnitOfWork {
         expected_version: u64,
         events: &[EventEnvelope],
     ) -> Result<(), StoreError> {
-        if self.append.is_some() {
-            return Err(self.fail(StoreError::Other(
-                "a unit of work appends to one stream, once".into(),
-            )));
-        }
-        for (offset, event) in (1..).zip(events) {
-            if event.version != expected_version + offset {
-                return Err(self.fail(StoreError::Corrupt(format!(
-                    "event version {} does not follow {expected_version}",
-                    event.version
-                ))));
-            }
-        }
-        self.append = Some(Append {
-            stream: id,
-            expected_version,
-            events: events.to_vec(),
-        });
-        Ok(())
+        self.pending.append(expected_version, events, || {
+            Ok(Append {
+                stream: id,
+                expected_version,
+                events: events.to_vec(),
+            })
+        })
     }
 
     async fn enqueue(&mut self, events: &[EventEnvelope]) -> Result<(), StoreError> {
-        self.outbox.extend_from_slice(events);
+        self.pending.enqueue(events);
         Ok(())
     }
 
     async fn remember(&mut self, record: &IdempotencyRecord) -> Result<(), StoreError> {
-        if self.idempotency.is_some() {
-            return Err(self.fail(StoreError::Other(
-                "a unit of work keeps one idempotency record".into(),
-            )));
-        }
-        self.idempotency = Some(record.clone());
-        Ok(())
+        self.pending.remember(record)
     }
 
     async fn save_snapshot(&mut self, snapshot: &StoredSnapshot) -> Result<(), StoreError> {
-        if self.snapshot.is_some() {
-            return Err(self.fail(StoreError::Other(
-                "a unit of work stores one snapshot".into(),
-            )));
-        }
-        self.snapshot = Some(snapshot.clone());
-        Ok(())
+        self.pending.save_snapshot(snapshot)
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        let Self {
-            state,
+        if !self.pending.committable()? {
+            return Ok(());
+        }
+        let Self { state, pending } = *self;
+        let PendingWrites {
             append,
             outbox,
             idempotency,
             snapshot,
-            failed,
-        } = *self;
-        if failed {
-            return Err(StoreError::Other(
-                "a call on this unit of work was refused; nothing of it was written".into(),
-            ));
-        }
-        if append.is_none() && outbox.is_empty() && idempotency.is_none() && snapshot.is_none() {
-            return Ok(());
-        }
+            ..
+        } = pending;
         let mut state = lock(&state);
 
         // Every check before any write: a refused commit leaves the state as it was.

@@ -130,6 +130,118 @@ pub trait UnitOfWork: Send {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
+/// What a collecting [`UnitOfWork`] was asked to write, kept until its commit, with the
+/// rules every such store enforces on the calls: one append (whose versions follow
+/// `expected_version`), one idempotency record, one snapshot; after a refused call the
+/// commit refuses too. `A` is the store's own form of the append (the events as they
+/// are, or already encoded for its statement).
+#[derive(Debug)]
+pub struct PendingWrites<A> {
+    pub append: Option<A>,
+    pub outbox: Vec<EventEnvelope>,
+    pub idempotency: Option<IdempotencyRecord>,
+    pub snapshot: Option<StoredSnapshot>,
+    failed: bool,
+}
+
+impl<A> Default for PendingWrites<A> {
+    fn default() -> Self {
+        Self {
+            append: None,
+            outbox: Vec::new(),
+            idempotency: None,
+            snapshot: None,
+            failed: false,
+        }
+    }
+}
+
+impl<A> PendingWrites<A> {
+    /// Keeps the append that `prepare` makes of `events`, once the versions were checked
+    /// to follow `expected_version`.
+    ///
+    /// # Errors
+    /// `Other` for a second append, `Corrupt` for versions that do not follow, or what
+    /// `prepare` refuses; each makes the commit refuse.
+    pub fn append(
+        &mut self,
+        expected_version: u64,
+        events: &[EventEnvelope],
+        prepare: impl FnOnce() -> Result<A, StoreError>,
+    ) -> Result<(), StoreError> {
+        if self.append.is_some() {
+            return Err(self.fail(StoreError::Other(
+                "a unit of work appends to one stream, once".into(),
+            )));
+        }
+        for (offset, event) in (1..).zip(events) {
+            if event.version != expected_version + offset {
+                return Err(self.fail(StoreError::Corrupt(format!(
+                    "event version {} does not follow {expected_version}",
+                    event.version
+                ))));
+            }
+        }
+        let append = prepare().map_err(|e| self.fail(e))?;
+        self.append = Some(append);
+        Ok(())
+    }
+
+    /// Keeps `events` for the outbox.
+    pub fn enqueue(&mut self, events: &[EventEnvelope]) {
+        self.outbox.extend_from_slice(events);
+    }
+
+    /// Keeps the idempotency record.
+    ///
+    /// # Errors
+    /// `Other` for a second one (the commit then refuses).
+    pub fn remember(&mut self, record: &IdempotencyRecord) -> Result<(), StoreError> {
+        if self.idempotency.is_some() {
+            return Err(self.fail(StoreError::Other(
+                "a unit of work keeps one idempotency record".into(),
+            )));
+        }
+        self.idempotency = Some(record.clone());
+        Ok(())
+    }
+
+    /// Keeps the snapshot.
+    ///
+    /// # Errors
+    /// `Other` for a second one (the commit then refuses).
+    pub fn save_snapshot(&mut self, snapshot: &StoredSnapshot) -> Result<(), StoreError> {
+        if self.snapshot.is_some() {
+            return Err(self.fail(StoreError::Other(
+                "a unit of work stores one snapshot".into(),
+            )));
+        }
+        self.snapshot = Some(snapshot.clone());
+        Ok(())
+    }
+
+    /// Whether the commit has anything to write.
+    ///
+    /// # Errors
+    /// `Other` when a call on this unit of work was refused: nothing of it may be written.
+    pub fn committable(&self) -> Result<bool, StoreError> {
+        if self.failed {
+            return Err(StoreError::Other(
+                "a call on this unit of work was refused; nothing of it was written".into(),
+            ));
+        }
+        Ok(self.append.is_some()
+            || !self.outbox.is_empty()
+            || self.idempotency.is_some()
+            || self.snapshot.is_some())
+    }
+
+    fn fail(&mut self, error: StoreError) -> StoreError {
+        self.failed = true;
+        error
+    }
+}
+
 /// A snapshot of an order's state as stored: a cache of replaying its stream up to
 /// `version` (see [`domain::OrderSnapshot`]).
 #[derive(Debug, Clone, PartialEq)]

@@ -3,8 +3,8 @@
 //! command's unit of work is one statement (see [`PgUnitOfWork`]).
 
 use application::{
-    EventEnvelope, EventStore, IdempotencyRecord, SnapshotStore, StoreError, StoredSnapshot,
-    UnitOfWork,
+    EventEnvelope, EventStore, IdempotencyRecord, PendingWrites, SnapshotStore, StoreError,
+    StoredSnapshot, UnitOfWork,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -197,12 +197,7 @@ impl SnapshotStore for PgEventStore {
 struct PgUnitOfWork {
     pool: PgPool,
     waker: OutboxWaker,
-    append: Option<Append>,
-    outbox: Vec<EventEnvelope>,
-    idempotency: Option<IdempotencyRecord>,
-    snapshot: Option<StoredSnapshot>,
-    /// A call was refused: the unit of work must not commit any part of it.
-    failed: bool,
+    pending: PendingWrites<Append>,
 }
 
 /// The events appended to one stream, as the statement's column arrays.
@@ -221,7 +216,7 @@ struct Append {
 }
 
 impl Append {
-    /// Checks that the versions follow `expected_version` and encodes the columns.
+    /// Encodes the columns (the versions were checked by [`PendingWrites::append`]).
     fn new(
         stream: OrderId,
         expected_version: u64,
@@ -239,13 +234,7 @@ impl Append {
             traceparents: Vec::with_capacity(events.len()),
             occurred: Vec::with_capacity(events.len()),
         };
-        for (offset, event) in events.iter().enumerate() {
-            if event.version != expected_version + 1 + offset as u64 {
-                return Err(StoreError::Corrupt(format!(
-                    "event version {} does not follow {expected_version}",
-                    event.version
-                )));
-            }
+        for event in events {
             append.event_ids.push(event.event_id);
             append.versions.push(to_i64(event.version)?);
             append.types.push(event.event_type());
@@ -317,28 +306,18 @@ impl PgUnitOfWork {
         Self {
             pool,
             waker,
-            append: None,
-            outbox: Vec::new(),
-            idempotency: None,
-            snapshot: None,
-            failed: false,
+            pending: PendingWrites::default(),
         }
-    }
-
-    /// Notes a refused call, so that commit refuses too.
-    fn fail(&mut self, error: StoreError) -> StoreError {
-        self.failed = true;
-        error
     }
 
     /// Writes everything in one statement; returns whether the append was complete
     /// and how many outbox rows were written.
     async fn write(&self) -> Result<(bool, i64), StoreError> {
-        let append = self.append.as_ref();
-        let outbox = OutboxColumns::of(&self.outbox)
+        let append = self.pending.append.as_ref();
+        let outbox = OutboxColumns::of(&self.pending.outbox)
             .map_err(|_| StoreError::Corrupt("outbox version out of range".into()))?;
-        let record = self.idempotency.as_ref();
-        let snapshot = self.snapshot.as_ref();
+        let record = self.pending.idempotency.as_ref();
+        let snapshot = self.pending.snapshot.as_ref();
         let row = sqlx::query(COMMIT_SQL)
             .bind(append.map(|a| &a.event_ids))
             .bind(append.map(|a| a.stream.as_uuid()))
@@ -389,55 +368,29 @@ impl UnitOfWork for PgUnitOfWork {
         expected_version: u64,
         events: &[EventEnvelope],
     ) -> Result<(), StoreError> {
-        if self.append.is_some() {
-            return Err(self.fail(StoreError::Other(
-                "a unit of work appends to one stream, once".into(),
-            )));
-        }
-        let append = Append::new(id, expected_version, events).map_err(|e| self.fail(e))?;
-        self.append = Some(append);
-        Ok(())
+        self.pending.append(expected_version, events, || {
+            Append::new(id, expected_version, events)
+        })
     }
 
     async fn enqueue(&mut self, events: &[EventEnvelope]) -> Result<(), StoreError> {
-        self.outbox.extend_from_slice(events);
+        self.pending.enqueue(events);
         Ok(())
     }
 
     async fn remember(&mut self, record: &IdempotencyRecord) -> Result<(), StoreError> {
-        if self.idempotency.is_some() {
-            return Err(self.fail(StoreError::Other(
-                "a unit of work keeps one idempotency record".into(),
-            )));
-        }
-        self.idempotency = Some(record.clone());
-        Ok(())
+        self.pending.remember(record)
     }
 
     async fn save_snapshot(&mut self, snapshot: &StoredSnapshot) -> Result<(), StoreError> {
         // `last_occurred_at` is the latest occurred_at of the events up to the version
         // (usually the last one's; clocks may step back): the previous snapshot's value,
         // the stored events after it and the appended ones, so only the tail is read.
-        if self.snapshot.is_some() {
-            return Err(self.fail(StoreError::Other(
-                "a unit of work stores one snapshot".into(),
-            )));
-        }
-        self.snapshot = Some(snapshot.clone());
-        Ok(())
+        self.pending.save_snapshot(snapshot)
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        if self.failed {
-            return Err(StoreError::Other(
-                "a call on this unit of work was refused; nothing of it was written".into(),
-            ));
-        }
-        if self.append.is_none()
-            && self.outbox.is_empty()
-            && self.idempotency.is_none()
-            && self.snapshot.is_none()
-        {
+        if !self.pending.committable()? {
             return Ok(());
         }
         let (complete, outboxed) = self.write().await?;
