@@ -230,60 +230,87 @@ impl UnitOfWork for MemoryUnitOfWork {
         let mut state = lock(&state);
 
         // Every check before any write: a refused commit leaves the state as it was.
-        // An empty append is complete whatever the version, as in the SQL statement.
-        if let Some(append) = &append {
-            if !append.events.is_empty() && state.version(append.stream) != append.expected_version
-            {
-                return Err(StoreError::VersionConflict);
-            }
-        }
-        let key = idempotency
-            .as_ref()
-            .map(|record| (record.scope.clone(), record.key.clone()));
-        if key
-            .as_ref()
-            .is_some_and(|key| state.idempotency.contains_key(key))
-        {
-            return Err(StoreError::IdempotencyKeyTaken);
-        }
+        state.check_commit(append.as_ref(), idempotency.as_ref())?;
 
         let recorded_at = SystemClock.now();
         if let Some(append) = append {
-            state
-                .streams
-                .entry(append.stream)
-                .or_default()
-                .extend(append.events.into_iter().map(|event| EventEnvelope {
-                    recorded_at: Some(recorded_at),
-                    ..event
-                }));
+            state.write_append(append, recorded_at);
         }
         state.outbox.extend(outbox);
-        if let (Some(key), Some(record)) = (key, idempotency) {
-            state.idempotency.insert(key, record);
+        if let Some(record) = idempotency {
+            state.write_idempotency(record);
         }
         if let Some(snapshot) = snapshot {
-            let last_occurred_at = state
-                .streams
-                .get(&snapshot.order_id)
-                .into_iter()
-                .flatten()
-                .take_while(|e| e.version <= snapshot.version)
-                .map(|e| e.occurred_at)
-                .fold(snapshot.last_occurred_at, DateTime::max);
-            state
-                .snapshots
-                .entry(snapshot.order_id)
-                .or_default()
-                .entry(snapshot.version)
-                .or_insert(StoredSnapshot {
-                    last_occurred_at,
-                    ..snapshot
-                });
+            state.write_snapshot(snapshot);
         }
         state.commits += 1;
         Ok(())
     }
+}
+
+/// The steps of [`MemoryUnitOfWork::commit`], under the lock.
+impl State {
+    /// Refuses a commit whose append no longer follows the stream
+    /// ([`StoreError::VersionConflict`]) or whose idempotency key was stored meanwhile
+    /// ([`StoreError::IdempotencyKeyTaken`]), in that order. An empty append is complete
+    /// whatever the version, as in the SQL statement.
+    fn check_commit(
+        &self,
+        append: Option<&Append>,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        if let Some(append) = append {
+            if !append.events.is_empty() && self.version(append.stream) != append.expected_version {
+                return Err(StoreError::VersionConflict);
+            }
+        }
+        if idempotency.is_some_and(|record| self.idempotency.contains_key(&idempotency_key(record)))
+        {
+            return Err(StoreError::IdempotencyKeyTaken);
+        }
+        Ok(())
+    }
+
+    /// Adds the appended events to their stream, stamped with the commit's time.
+    fn write_append(&mut self, append: Append, recorded_at: DateTime<Utc>) {
+        self.streams
+            .entry(append.stream)
+            .or_default()
+            .extend(append.events.into_iter().map(|event| EventEnvelope {
+                recorded_at: Some(recorded_at),
+                ..event
+            }));
+    }
+
+    fn write_idempotency(&mut self, record: IdempotencyRecord) {
+        self.idempotency.insert(idempotency_key(&record), record);
+    }
+
+    /// Stores `snapshot` with its `last_occurred_at` raised to the latest `occurred_at`
+    /// of the events up to its version; a snapshot of a version already stored stays.
+    fn write_snapshot(&mut self, snapshot: StoredSnapshot) {
+        let last_occurred_at = self
+            .streams
+            .get(&snapshot.order_id)
+            .into_iter()
+            .flatten()
+            .take_while(|e| e.version <= snapshot.version)
+            .map(|e| e.occurred_at)
+            .fold(snapshot.last_occurred_at, DateTime::max);
+        self.snapshots
+            .entry(snapshot.order_id)
+            .or_default()
+            .entry(snapshot.version)
+            .or_insert(StoredSnapshot {
+                last_occurred_at,
+                ..snapshot
+            });
+    }
+}
+
+/// The key of [`State::idempotency`]: (scope, key).
+fn idempotency_key(record: &IdempotencyRecord) -> (String, String) {
+    (record.scope.clone(), record.key.clone())
 }
 
 #[cfg(test)]
