@@ -199,9 +199,9 @@ async fn served_document(router: &Router) -> Value {
     reply.json
 }
 
-/// The document of `adapters::http::document`, as JSON.
+/// The document of `order_http::document`, as JSON.
 fn built_document(bearer_auth: bool) -> Value {
-    serde_json::to_value(adapters::http::document(bearer_auth)).expect("the document serializes")
+    serde_json::to_value(order_http::document(bearer_auth)).expect("the document serializes")
 }
 
 // ---------------------------------------------------------------------------------------

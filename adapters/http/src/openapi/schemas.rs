@@ -11,7 +11,7 @@ use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder, Schema,
 use utoipa::openapi::{KnownFormat, Ref, RefOr, SchemaFormat};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::http::dto::{AddressRequest, CustomerRequest, ItemRequest};
+use crate::dto::{AddressRequest, CustomerRequest, ItemRequest};
 
 /// How an order was paid.
 #[derive(Debug, ToSchema)]

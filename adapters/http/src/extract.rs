@@ -9,12 +9,13 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 
-use super::problem::{ApiError, FieldError};
+use super::problem::ApiError;
 use super::AppState;
-use application::{Actor, CommandContext, IdempotencyRequest};
-use uuid::Uuid;
+use application::{Actor, CommandContext};
+use order_api::{
+    command_context, fingerprint, CorrelationId, FieldError, MalformedIdempotencyKey, ProblemKind,
+};
 
 /// A JSON request body: framing checked (413, 415, 400), its raw bytes kept for the
 /// idempotency fingerprint. Its shape is checked by [`JsonBody::value`], which handlers
@@ -44,8 +45,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         let limit = state.body_limit;
         let too_large = || {
             ApiError::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "payload-too-large",
+                ProblemKind::PayloadTooLarge,
                 format!("the body is larger than {limit} bytes"),
             )
         };
@@ -65,8 +65,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             .map_err(|_| too_large())?;
         if !json {
             return Err(ApiError::new(
-                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
+                ProblemKind::UnsupportedMediaType,
                 "the body must be application/json",
             ));
         }
@@ -120,41 +119,20 @@ fn parse_shape<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// The correlation id of a request: `X-Correlation-Id` when given, else generated.
-/// HTTP and gRPC (`x-correlation-id` metadata) read it alike.
-#[derive(Debug, Clone)]
-pub(crate) struct CorrelationId(pub(crate) String);
-
-impl CorrelationId {
-    /// What a malformed `X-Correlation-Id` is told.
-    pub(crate) const RULE: &'static str = "must be 1 to 200 visible ASCII characters";
-
-    /// `X-Correlation-Id` when given (1 to 200 visible ASCII characters), else a new
-    /// id; `None` when it is present and malformed.
-    pub(crate) fn from_headers(headers: &HeaderMap) -> Option<Self> {
-        match headers.get("x-correlation-id") {
-            None => Some(Self(Uuid::now_v7().to_string())),
-            Some(value) => visible_ascii(value.as_bytes(), 200).map(Self),
-        }
+/// Runs the rest of the request with its correlation id among its extensions, and
+/// echoes the id on the response.
+pub(super) async fn with_correlation(
+    correlation: CorrelationId,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let echo = HeaderValue::from_str(&correlation.0).ok();
+    request.extensions_mut().insert(correlation);
+    let mut response = next.run(request).await;
+    if let Some(echo) = echo {
+        response.headers_mut().insert("x-correlation-id", echo);
     }
-
-    /// Runs the rest of the request with this id among its extensions, and echoes it
-    /// on the response.
-    pub(crate) async fn run(self, mut request: Request, next: Next) -> Response {
-        let echo = HeaderValue::from_str(&self.0).ok();
-        request.extensions_mut().insert(self);
-        let mut response = next.run(request).await;
-        if let Some(echo) = echo {
-            response.headers_mut().insert("x-correlation-id", echo);
-        }
-        response
-    }
-}
-
-fn visible_ascii(bytes: &[u8], max: usize) -> Option<String> {
-    let ok =
-        !bytes.is_empty() && bytes.len() <= max && bytes.iter().all(|b| (0x21..=0x7e).contains(b));
-    ok.then(|| String::from_utf8_lossy(bytes).into_owned())
+    response
 }
 
 /// What every command needs from a request besides its body: the actor (set by the
@@ -212,54 +190,12 @@ impl CommandRequest {
             &self.headers,
             &self.correlation,
             expected_version,
-            || fingerprint(&self.method, target, body),
+            || fingerprint(self.method.as_str(), target, body),
         )
         .map_err(|MalformedIdempotencyKey| {
             ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
         })
     }
-}
-
-/// An `Idempotency-Key` (header or gRPC metadata) that is not 1 to 255 visible ASCII
-/// characters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct MalformedIdempotencyKey;
-
-/// Builds the command context of `actor`, read alike from HTTP headers and gRPC
-/// metadata: the `Idempotency-Key` (scoped to the actor; `fingerprint` makes what
-/// identifies the request, and is called only when there is a key) and `traceparent`
-/// (ignored when invalid, as W3C asks).
-///
-/// # Errors
-/// When `Idempotency-Key` is malformed.
-pub(crate) fn command_context(
-    actor: Actor,
-    headers: &HeaderMap,
-    correlation: &CorrelationId,
-    expected_version: Option<u64>,
-    fingerprint: impl FnOnce() -> String,
-) -> Result<CommandContext, MalformedIdempotencyKey> {
-    let idempotency = match headers.get("idempotency-key") {
-        None => None,
-        Some(value) => Some(IdempotencyRequest {
-            scope: actor.idempotency_scope().to_owned(),
-            key: visible_ascii(value.as_bytes(), 255).ok_or(MalformedIdempotencyKey)?,
-            fingerprint: fingerprint(),
-        }),
-    };
-    let traceparent = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| is_traceparent(v))
-        .map(str::to_owned);
-    Ok(CommandContext {
-        actor,
-        correlation_id: correlation.0.clone(),
-        command_id: Uuid::now_v7(),
-        traceparent,
-        expected_version,
-        idempotency,
-    })
 }
 
 /// `"7"`, `W/"7"` or `7` → `Some(Some(7))`; `*` → `Some(None)` (any version);
@@ -278,36 +214,6 @@ fn parse_if_match(value: &str) -> Option<Option<u64>> {
         return None;
     }
     value.parse().ok().map(Some)
-}
-
-/// W3C trace context: `00-<32 hex>-<16 hex>-<2 hex>` (lower case, ids not all zero).
-/// An invalid header is ignored, as the specification asks.
-fn is_traceparent(value: &str) -> bool {
-    let parts: Vec<&str> = value.split('-').collect();
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    parts.len() == 4
-        && hex(parts[0], 2)
-        && parts[0] != "ff"
-        && hex(parts[1], 32)
-        && parts[1].bytes().any(|b| b != b'0')
-        && hex(parts[2], 16)
-        && parts[2].bytes().any(|b| b != b'0')
-        && hex(parts[3], 2)
-}
-
-/// SHA-256 of method, path (with query) and body: what makes two requests "the same".
-pub(crate) fn fingerprint(method: &Method, target: &str, body: &[u8]) -> String {
-    let mut hash = Sha256::new();
-    hash.update(method.as_str().as_bytes());
-    hash.update(b"\n");
-    hash.update(target.as_bytes());
-    hash.update(b"\n");
-    hash.update(body);
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -332,17 +238,6 @@ mod tests {
     }
 
     #[test]
-    fn traceparent_must_follow_the_w3c_format() {
-        assert!(is_traceparent(
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-        ));
-        assert!(!is_traceparent(
-            "00-00000000000000000000000000000000-b7ad6b7169203331-01"
-        ));
-        assert!(!is_traceparent("garbage"));
-    }
-
-    #[test]
     fn a_syntax_error_is_400_and_a_shape_error_is_422_with_its_path() {
         #[derive(Debug, serde::Deserialize)]
         #[allow(dead_code)]
@@ -354,15 +249,18 @@ mod tests {
         struct Body {
             items: Vec<Item>,
         }
-        assert_eq!(parse_json::<Body>(b"{").unwrap_err().status, 400);
-        assert_eq!(parse_json::<Body>(b"{} trailing").unwrap_err().status, 400);
+        assert_eq!(parse_json::<Body>(b"{").unwrap_err().status(), 400);
+        assert_eq!(
+            parse_json::<Body>(b"{} trailing").unwrap_err().status(),
+            400
+        );
         let shape_then_syntax = parse_json::<Body>(br#"{"items":[{"quantity":-1}]} x"#);
-        assert_eq!(shape_then_syntax.unwrap_err().status, 400);
+        assert_eq!(shape_then_syntax.unwrap_err().status(), 400);
         let shape = parse_json::<Body>(br#"{"items":[{"quantity":-1}]}"#).unwrap_err();
-        assert_eq!(shape.status, 422);
-        assert_eq!(shape.errors[0].field, "items[0].quantity");
+        assert_eq!(shape.status(), 422);
+        assert_eq!(shape.0.errors[0].field, "items[0].quantity");
         let overflow = parse_json::<Body>(br#"{"items":[{"quantity":100000000000000000000000}]}"#)
             .unwrap_err();
-        assert_eq!(overflow.status, 422);
+        assert_eq!(overflow.status(), 422);
     }
 }

@@ -60,9 +60,9 @@ pub(super) const BEARER: &str = "bearer";
         (name = "operations", description = "Health, readiness, metrics and this document; no authentication.")
     ),
     components(schemas(
-        crate::http::dto::AckResponse,
-        crate::http::dto::OrderResponse<'static>,
-        crate::http::dto::SummaryPageResponse<'static>,
+        crate::dto::AckResponse,
+        crate::dto::OrderResponse<'static>,
+        crate::dto::SummaryPageResponse<'static>,
         schemas::History,
         schemas::Health,
         schemas::Problem,

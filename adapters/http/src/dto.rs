@@ -1,71 +1,20 @@
 //! Request and response bodies. Requests deserialize into these plain types (never into
-//! domain types) and convert with `try_into_domain`, which reports every invalid field.
+//! domain types), become the API core's inputs (`order_api::requests`) field for field,
+//! and convert there with `try_into_domain`, which names every invalid field.
 
 use chrono::{DateTime, Utc};
 use domain::{
-    Address, AddressLine, Amount, CancellationReason, Carrier, City, CountryCode, Currency,
-    CustomerId, CustomerInfo, CustomerName, DiscountCode, Order, OrderId, OrderLine, PaymentId,
-    PaymentMethod, PhoneNumber, PlaceOrder, PostalCode, ProductId, Quantity, TrackingNumber,
-    UnitPrice, ValueError,
+    Address, Amount, CancellationReason, Carrier, Currency, CustomerInfo, DiscountCode, Order,
+    OrderId, PaymentId, ProductId, TrackingNumber,
+};
+use order_api::requests::{
+    AddressInput, CancellationInput, CustomerInput, ItemInput, PaymentInput, PlaceOrderInput,
+    ShipmentInput,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
-use super::problem::{ApiError, FieldError};
 use application::envelope::format_time;
-
-pub(crate) mod from_grpc;
-
-/// Collects field errors while converting a request.
-#[derive(Debug, Default)]
-struct Fields(Vec<FieldError>);
-
-impl Fields {
-    fn required<T>(&mut self, field: &str, value: Option<T>) -> Option<T> {
-        if value.is_none() {
-            self.0.push(FieldError::new(field, "is required"));
-        }
-        value
-    }
-
-    fn check<T>(&mut self, field: &str, result: Result<T, ValueError>) -> Option<T> {
-        result
-            .map_err(|e| self.0.push(FieldError::new(field, e.to_string())))
-            .ok()
-    }
-
-    /// A required value, parsed.
-    fn parse<R, T>(
-        &mut self,
-        field: &str,
-        value: Option<R>,
-        parse: impl FnOnce(R) -> Result<T, ValueError>,
-    ) -> Option<T> {
-        let raw = self.required(field, value)?;
-        self.check(field, parse(raw))
-    }
-
-    /// An optional value, parsed when present.
-    fn parse_optional<R, T>(
-        &mut self,
-        field: &str,
-        value: Option<R>,
-        parse: impl FnOnce(R) -> Result<T, ValueError>,
-    ) -> Option<Option<T>> {
-        match value {
-            None => Some(None),
-            Some(raw) => self.check(field, parse(raw)).map(Some),
-        }
-    }
-
-    fn finish<T>(self, value: Option<T>) -> Result<T, ApiError> {
-        match value {
-            Some(value) if self.0.is_empty() => Ok(value),
-            _ => Err(ApiError::validation(self.0)),
-        }
-    }
-}
 
 // The schemas (`ToSchema`) say what the API requires: a field is `Option` here only so
 // that `try_into_domain` can name every missing one, so required fields are documented
@@ -87,33 +36,6 @@ pub(super) struct AddressRequest {
     /// ISO 3166-1 alpha-2.
     #[schema(value_type = String, pattern = "^[A-Z]{2}$", example = "VN")]
     country: Option<String>,
-}
-
-impl AddressRequest {
-    fn convert(self, fields: &mut Fields, at: &str) -> Option<Address> {
-        let line1 = fields.parse(&format!("{at}line1"), self.line1, AddressLine::parse);
-        let line2 = fields.parse_optional(&format!("{at}line2"), self.line2, AddressLine::parse);
-        let city = fields.parse(&format!("{at}city"), self.city, City::parse);
-        let postal_code = fields.parse_optional(
-            &format!("{at}postalCode"),
-            self.postal_code,
-            PostalCode::parse,
-        );
-        let country = fields.parse(&format!("{at}country"), self.country, |c| {
-            CountryCode::parse(&c)
-        });
-        Some(Address::new(line1?, line2?, city?, postal_code?, country?))
-    }
-
-    /// `PUT /orders/{id}/delivery-address`.
-    ///
-    /// # Errors
-    /// 422 naming every invalid field.
-    pub(super) fn try_into_domain(self) -> Result<Address, ApiError> {
-        let mut fields = Fields::default();
-        let address = self.convert(&mut fields, "");
-        fields.finish(address)
-    }
 }
 
 /// Who places the order; requests and responses share it.
@@ -144,25 +66,6 @@ pub(super) struct ItemRequest {
     unit_price: Option<u64>,
 }
 
-impl ItemRequest {
-    fn convert(self, fields: &mut Fields, at: &str) -> Option<OrderLine> {
-        let product_id = fields.parse(&format!("{at}productId"), self.product_id, ProductId::parse);
-        let quantity = fields.parse(&format!("{at}quantity"), self.quantity, Quantity::new);
-        let unit_price = fields.parse(&format!("{at}unitPrice"), self.unit_price, UnitPrice::new);
-        Some(OrderLine::new(product_id?, quantity?, unit_price?))
-    }
-
-    /// `POST /orders/{id}/items`.
-    ///
-    /// # Errors
-    /// 422 naming every invalid field.
-    pub(super) fn try_into_domain(self) -> Result<OrderLine, ApiError> {
-        let mut fields = Fields::default();
-        let line = self.convert(&mut fields, "");
-        fields.finish(line)
-    }
-}
-
 /// `POST /orders`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -185,56 +88,6 @@ pub(super) struct CreateOrderRequest {
     discount_codes: Option<Vec<String>>,
 }
 
-impl CreateOrderRequest {
-    /// `POST /orders`; a missing `orderId` gets a fresh UUID v7.
-    ///
-    /// # Errors
-    /// 422 naming every invalid field.
-    pub(super) fn try_into_domain(self) -> Result<PlaceOrder, ApiError> {
-        let mut fields = Fields::default();
-        let id = fields
-            .parse_optional("orderId", self.order_id, |id| OrderId::parse(&id))
-            .map(|id| id.unwrap_or_else(|| OrderId::from_uuid(Uuid::now_v7())));
-        let customer = fields.required("customer", self.customer).and_then(|c| {
-            let customer_id = fields.parse("customer.customerId", c.customer_id, CustomerId::parse);
-            let name = fields.parse("customer.name", c.name, CustomerName::parse);
-            let phone = fields.parse("customer.phone", c.phone, PhoneNumber::parse);
-            let address = fields
-                .required("customer.address", c.address)
-                .and_then(|a| a.convert(&mut fields, "customer.address."));
-            Some(CustomerInfo::new(customer_id?, name?, phone?, address?))
-        });
-        let currency = fields.parse("currency", self.currency, |c| Currency::parse(&c));
-        let items = fields.required("items", self.items).and_then(|items| {
-            let lines: Vec<Option<OrderLine>> = items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| item.convert(&mut fields, &format!("items[{i}].")))
-                .collect();
-            lines.into_iter().collect::<Option<Vec<_>>>()
-        });
-        let discount_codes = self
-            .discount_codes
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-            .map(|(i, code)| {
-                fields.check(&format!("discountCodes[{i}]"), DiscountCode::parse(code))
-            })
-            .collect::<Option<Vec<_>>>();
-        let command = (|| {
-            Some(PlaceOrder {
-                id: id?,
-                customer: customer?,
-                currency: currency?,
-                items: items?,
-                discount_codes: discount_codes?,
-            })
-        })();
-        fields.finish(command)
-    }
-}
-
 /// `POST /orders/{id}/payment`: must cover the total (more is accepted).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -247,21 +100,6 @@ pub(super) struct PaymentRequest {
     method: Option<String>,
 }
 
-impl PaymentRequest {
-    /// `POST /orders/{id}/payment`.
-    ///
-    /// # Errors
-    /// 422 naming every invalid field.
-    pub(super) fn try_into_domain(self) -> Result<(PaymentId, Amount, PaymentMethod), ApiError> {
-        let mut fields = Fields::default();
-        let payment_id = fields.parse("paymentId", self.payment_id, PaymentId::parse);
-        let amount = fields.parse("amount", self.amount, Amount::new);
-        let method = fields.parse("method", self.method, |m| PaymentMethod::parse(&m));
-        let payment = (|| Some((payment_id?, amount?, method?)))();
-        fields.finish(payment)
-    }
-}
-
 /// `POST /orders/{id}/shipment`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -272,24 +110,6 @@ pub(super) struct ShipmentRequest {
     carrier: Option<String>,
 }
 
-impl ShipmentRequest {
-    /// `POST /orders/{id}/shipment`.
-    ///
-    /// # Errors
-    /// 422 naming every invalid field.
-    pub(super) fn try_into_domain(self) -> Result<(TrackingNumber, Carrier), ApiError> {
-        let mut fields = Fields::default();
-        let tracking = fields.parse(
-            "trackingNumber",
-            self.tracking_number,
-            TrackingNumber::parse,
-        );
-        let carrier = fields.parse("carrier", self.carrier, Carrier::parse);
-        let shipment = (|| Some((tracking?, carrier?)))();
-        fields.finish(shipment)
-    }
-}
-
 /// `POST /orders/{id}/cancellation`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -298,15 +118,77 @@ pub(super) struct CancellationRequest {
     reason: Option<String>,
 }
 
-impl CancellationRequest {
-    /// `POST /orders/{id}/cancellation`.
-    ///
-    /// # Errors
-    /// 422 when the reason is missing or invalid.
-    pub(super) fn try_into_domain(self) -> Result<CancellationReason, ApiError> {
-        let mut fields = Fields::default();
-        let reason = fields.parse("reason", self.reason, CancellationReason::parse);
-        fields.finish(reason)
+impl From<AddressRequest> for AddressInput {
+    fn from(body: AddressRequest) -> Self {
+        Self {
+            line1: body.line1,
+            line2: body.line2,
+            city: body.city,
+            postal_code: body.postal_code,
+            country: body.country,
+        }
+    }
+}
+
+impl From<CustomerRequest> for CustomerInput {
+    fn from(body: CustomerRequest) -> Self {
+        Self {
+            customer_id: body.customer_id,
+            name: body.name,
+            phone: body.phone,
+            address: body.address.map(AddressInput::from),
+        }
+    }
+}
+
+impl From<ItemRequest> for ItemInput {
+    fn from(body: ItemRequest) -> Self {
+        Self {
+            product_id: body.product_id,
+            quantity: body.quantity,
+            unit_price: body.unit_price,
+        }
+    }
+}
+
+impl From<CreateOrderRequest> for PlaceOrderInput {
+    fn from(body: CreateOrderRequest) -> Self {
+        Self {
+            order_id: body.order_id,
+            customer: body.customer.map(CustomerInput::from),
+            currency: body.currency,
+            items: body
+                .items
+                .map(|items| items.into_iter().map(ItemInput::from).collect()),
+            discount_codes: body.discount_codes,
+        }
+    }
+}
+
+impl From<PaymentRequest> for PaymentInput {
+    fn from(body: PaymentRequest) -> Self {
+        Self {
+            payment_id: body.payment_id,
+            amount: body.amount,
+            method: body.method,
+        }
+    }
+}
+
+impl From<ShipmentRequest> for ShipmentInput {
+    fn from(body: ShipmentRequest) -> Self {
+        Self {
+            tracking_number: body.tracking_number,
+            carrier: body.carrier,
+        }
+    }
+}
+
+impl From<CancellationRequest> for CancellationInput {
+    fn from(body: CancellationRequest) -> Self {
+        Self {
+            reason: body.reason,
+        }
     }
 }
 

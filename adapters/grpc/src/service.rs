@@ -4,21 +4,16 @@
 use application::{
     Actor, CommandContext, OrderCommands, OrderQueries, SummaryFilter, SummaryQueries,
 };
-use axum::http::{HeaderMap, Method};
+use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use domain::{CustomerId, OrderId, ProductId};
+use order_api::paging::{decode_cursor, encode_cursor, page_limit, MAX_PAGE};
+use order_api::{command_context, fingerprint, CorrelationId, MalformedIdempotencyKey};
 use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::proto::order_service_server::{self, OrderService};
-use super::{convert, proto, status};
-use crate::http::{
-    command_context, fingerprint, from_grpc, CorrelationId, MalformedIdempotencyKey,
-};
-
-/// The largest and the default page of `ListOrders`, as over HTTP.
-const MAX_PAGE: u32 = 100;
-const DEFAULT_PAGE: u32 = 20;
+use super::{convert, proto, requests, status};
 
 /// The use cases behind the rpcs.
 #[derive(Debug, Clone)]
@@ -79,7 +74,7 @@ impl<M: Message> Call<M> {
             expected_version,
             || {
                 let path = format!("/{}/{}", order_service_server::SERVICE_NAME, self.rpc);
-                fingerprint(&Method::POST, &path, &self.message.encode_to_vec())
+                fingerprint("POST", &path, &self.message.encode_to_vec())
             },
         )
         .map_err(|MalformedIdempotencyKey| {
@@ -116,7 +111,7 @@ impl OrderService for OrderRpcs {
     async fn create_order(&self, request: Request<proto::CreateOrderRequest>) -> Ack {
         let call = Call::new("CreateOrder", request)?;
         let ctx = call.context(None)?;
-        let command = from_grpc::place_order(call.message).map_err(status::from_api)?;
+        let command = requests::place_order(call.message).map_err(status::from_problem)?;
         let outcome = self.commands.place(&ctx, command).await;
         ack(outcome.map_err(status::from_command)?)
     }
@@ -125,7 +120,7 @@ impl OrderService for OrderRpcs {
         let call = Call::new("AddItem", request)?;
         let id = order_id("order_id", &call.message.order_id)?;
         let ctx = call.context(call.message.expected_version)?;
-        let line = from_grpc::new_line(&call.message).map_err(status::from_api)?;
+        let line = requests::new_line(&call.message).map_err(status::from_problem)?;
         let outcome = self.commands.add_item(&ctx, id, line).await;
         ack(outcome.map_err(status::from_command)?)
     }
@@ -147,7 +142,7 @@ impl OrderService for OrderRpcs {
         let call = Call::new("ChangeDeliveryAddress", request)?;
         let id = order_id("order_id", &call.message.order_id)?;
         let ctx = call.context(call.message.expected_version)?;
-        let address = from_grpc::delivery_address(&call.message).map_err(status::from_api)?;
+        let address = requests::delivery_address(&call.message).map_err(status::from_problem)?;
         let outcome = self
             .commands
             .change_delivery_address(&ctx, id, address)
@@ -160,7 +155,7 @@ impl OrderService for OrderRpcs {
         let id = order_id("order_id", &call.message.order_id)?;
         let ctx = call.context(call.message.expected_version)?;
         let (payment_id, amount, method) =
-            from_grpc::payment(&call.message).map_err(status::from_api)?;
+            requests::payment(&call.message).map_err(status::from_problem)?;
         let outcome = self
             .commands
             .pay(&ctx, id, payment_id, amount, method)
@@ -172,7 +167,8 @@ impl OrderService for OrderRpcs {
         let call = Call::new("Ship", request)?;
         let id = order_id("order_id", &call.message.order_id)?;
         let ctx = call.context(call.message.expected_version)?;
-        let (tracking, carrier) = from_grpc::shipment(&call.message).map_err(status::from_api)?;
+        let (tracking, carrier) =
+            requests::shipment(&call.message).map_err(status::from_problem)?;
         let outcome = self.commands.ship(&ctx, id, tracking, carrier).await;
         ack(outcome.map_err(status::from_command)?)
     }
@@ -181,7 +177,7 @@ impl OrderService for OrderRpcs {
         let call = Call::new("Cancel", request)?;
         let id = order_id("order_id", &call.message.order_id)?;
         let ctx = call.context(call.message.expected_version)?;
-        let reason = from_grpc::cancellation(&call.message).map_err(status::from_api)?;
+        let reason = requests::cancellation(&call.message).map_err(status::from_problem)?;
         let outcome = self.commands.cancel(&ctx, id, reason).await;
         ack(outcome.map_err(status::from_command)?)
     }
@@ -230,16 +226,15 @@ impl OrderService for OrderRpcs {
     ) -> Result<Response<proto::ListOrdersResponse>, Status> {
         let call = Call::new("ListOrders", request)?;
         let message = &call.message;
-        let limit = match message.limit {
-            None => DEFAULT_PAGE,
-            Some(limit) if (1..=MAX_PAGE).contains(&limit) => limit,
-            Some(limit) => {
-                return Err(status::invalid(
-                    "limit",
-                    format!("{limit} is not an integer from 1 to {MAX_PAGE}"),
-                ))
-            }
-        };
+        let limit = page_limit(message.limit).ok_or_else(|| {
+            status::invalid(
+                "limit",
+                format!(
+                    "{} is not an integer from 1 to {MAX_PAGE}",
+                    message.limit.unwrap_or_default()
+                ),
+            )
+        })?;
         let status = convert::status_filter(message.status).map_err(|()| {
             status::invalid(
                 "status",
@@ -257,8 +252,7 @@ impl OrderService for OrderRpcs {
             .cursor
             .as_deref()
             .map(|text| {
-                crate::http::cursor::decode(text)
-                    .ok_or_else(|| status::invalid("cursor", "is malformed"))
+                decode_cursor(text).ok_or_else(|| status::invalid("cursor", "is malformed"))
             })
             .transpose()?;
         let filter = SummaryFilter {
@@ -271,9 +265,7 @@ impl OrderService for OrderRpcs {
         let page = page.map_err(status::from_query)?;
         Ok(Response::new(proto::ListOrdersResponse {
             items: page.items.iter().map(convert::summary).collect(),
-            next_cursor: page
-                .next
-                .map(|(at, id)| crate::http::cursor::encode(at, id)),
+            next_cursor: page.next.map(|(at, id)| encode_cursor(at, id)),
             read_model_lag_ms: u64::try_from(page.lag.as_millis()).unwrap_or(u64::MAX),
         }))
     }

@@ -1,5 +1,6 @@
-//! The gRPC API: `orders.v1.OrderService` (`proto/orders/v1/orders.proto`) on `tonic`,
-//! with the HTTP API's use cases, validation, errors, idempotency and authentication.
+//! The gRPC API: `orders.v1.OrderService` (`adapters/proto/orders/v1/orders.proto`) on
+//! `tonic`: the wire of the API core (`order-api`), which decides, as for HTTP, what is
+//! accepted and refused, how a command is identified for idempotency and who sends it.
 //!
 //! # Layout
 //! - [`proto`]: the code generated from the proto file by `build.rs` (messages, server,
@@ -7,22 +8,23 @@
 //! - [`codec`]: the protobuf codec (an undecodable message is INVALID_ARGUMENT).
 //! - `layers`: the guard (concurrency and time), authentication and correlation id,
 //!   run on the metadata before the message is decoded.
-//! - `service`: one method per rpc; messages are checked by the HTTP API's request
-//!   bodies (`http::from_grpc`), so both APIs accept and refuse the same inputs.
+//! - `service`: one method per rpc: parse, call one use case, answer.
+//! - `requests`: messages as the core's inputs, so both APIs accept and refuse the same
+//!   inputs.
 //! - `convert`: answers as messages.
-//! - `status`: errors as statuses, through the HTTP API's `ApiError`.
+//! - `status`: the core's problems as statuses with details.
 
 pub mod codec;
 mod convert;
 mod layers;
+mod requests;
 mod service;
 mod status;
 
 use application::{OrderCommands, OrderQueries, SummaryQueries};
 use tonic::service::Routes;
 
-use crate::auth::Authenticator;
-use crate::http::HttpLimits;
+use order_api::{Authenticator, Guard, RequestLimits};
 
 /// The code generated from `orders.proto`: messages, the server and the client.
 #[allow(
@@ -51,7 +53,7 @@ pub struct GrpcState {
 
 /// The routes of `orders.v1.OrderService` behind its layers, to serve with
 /// `tonic::transport::Server::add_routes`.
-pub fn routes(state: GrpcState, limits: HttpLimits) -> Routes {
+pub fn routes(state: GrpcState, limits: RequestLimits) -> Routes {
     let rpcs = service::OrderRpcs {
         commands: state.commands,
         queries: state.queries,
@@ -68,7 +70,7 @@ pub fn routes(state: GrpcState, limits: HttpLimits) -> Routes {
             layers::authenticate,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            crate::http::Guard::from(limits),
+            Guard::from(limits),
             layers::guard,
         ));
     Routes::from(router)

@@ -16,8 +16,7 @@ use super::dto::{
     AckResponse, AddressRequest, CancellationRequest, CreateOrderRequest, ItemRequest,
     OrderResponse, PaymentRequest, ShipmentRequest, SummaryPageResponse, SummaryResponse,
 };
-use super::extract::{CommandRequest, CorrelationId, JsonBody};
-use super::guard::{Guard, Refusal};
+use super::extract::{with_correlation, CommandRequest, JsonBody};
 use super::openapi::{
     Acknowledged, CommandHeaders, CommandProblems, CorrelationHeader, CreateHeaders,
     CreateProblems, Created, Healthy, HistoryFound, LinePath, ListProblems, MetricsText,
@@ -25,6 +24,11 @@ use super::openapi::{
 };
 use super::problem::ApiError;
 use super::AppState;
+use order_api::paging::{decode_cursor, encode_cursor, MAX_PAGE};
+use order_api::requests::{
+    AddressInput, CancellationInput, ItemInput, PaymentInput, PlaceOrderInput, ShipmentInput,
+};
+use order_api::{CorrelationId, Guard, ProblemKind, Refusal};
 
 type Answer = Result<Response, ApiError>;
 
@@ -36,14 +40,12 @@ pub(super) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
         .await
         .unwrap_or_else(|refusal| match refusal {
             Refusal::Overloaded => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
+                ProblemKind::Overloaded,
                 "too many requests in flight; retry later",
             )
             .into_response(),
             Refusal::TimedOut => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
+                ProblemKind::Timeout,
                 "the request took too long; retry later",
             )
             .into_response(),
@@ -53,7 +55,7 @@ pub(super) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
 /// Middleware: reads or makes the correlation id and echoes it on the response.
 pub(super) async fn correlate(request: Request, next: Next) -> Response {
     match CorrelationId::from_headers(request.headers()) {
-        Some(correlation) => correlation.run(request, next).await,
+        Some(correlation) => with_correlation(correlation, request, next).await,
         None => ApiError::bad_request(format!("X-Correlation-Id {}", CorrelationId::RULE))
             .into_response(),
     }
@@ -104,7 +106,7 @@ pub(super) async fn create_order(
     body: JsonBody<CreateOrderRequest>,
 ) -> Answer {
     let ctx = request.context(&body.raw)?;
-    let command = body.value()?.try_into_domain()?;
+    let command = PlaceOrderInput::from(body.value()?).try_into_domain()?;
     let outcome = state.commands.place(&ctx, command).await?;
     Ok(ack(StatusCode::CREATED, outcome))
 }
@@ -126,7 +128,7 @@ pub(super) async fn add_item(
 ) -> Answer {
     let id = order_id(path)?;
     let ctx = request.context(&body.raw)?;
-    let line = body.value()?.try_into_domain()?;
+    let line = ItemInput::from(body.value()?).try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
         state.commands.add_item(&ctx, id, line).await?,
@@ -175,7 +177,7 @@ pub(super) async fn change_delivery_address(
 ) -> Answer {
     let id = order_id(path)?;
     let ctx = request.context(&body.raw)?;
-    let address = body.value()?.try_into_domain()?;
+    let address = AddressInput::from(body.value()?).try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
         state
@@ -202,7 +204,8 @@ pub(super) async fn pay(
 ) -> Answer {
     let id = order_id(path)?;
     let ctx = request.context(&body.raw)?;
-    let (payment_id, amount, payment_method) = body.value()?.try_into_domain()?;
+    let (payment_id, amount, payment_method) =
+        PaymentInput::from(body.value()?).try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
         state
@@ -229,7 +232,7 @@ pub(super) async fn ship(
 ) -> Answer {
     let id = order_id(path)?;
     let ctx = request.context(&body.raw)?;
-    let (tracking, carrier) = body.value()?.try_into_domain()?;
+    let (tracking, carrier) = ShipmentInput::from(body.value()?).try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
         state.commands.ship(&ctx, id, tracking, carrier).await?,
@@ -253,7 +256,7 @@ pub(super) async fn cancel(
 ) -> Answer {
     let id = order_id(path)?;
     let ctx = request.context(&body.raw)?;
-    let reason = body.value()?.try_into_domain()?;
+    let reason = CancellationInput::from(body.value()?).try_into_domain()?;
     Ok(ack(
         StatusCode::OK,
         state.commands.cancel(&ctx, id, reason).await?,
@@ -321,9 +324,57 @@ pub(super) struct ListParams {
     cursor: Option<String>,
 }
 
-/// The largest and the default page of `GET /orders`.
-const MAX_PAGE: u32 = 100;
-const DEFAULT_PAGE: u32 = 20;
+impl ListParams {
+    /// The read model's filter these parameters ask for.
+    ///
+    /// # Errors
+    /// 400 naming the first malformed parameter.
+    fn into_filter(self) -> Result<SummaryFilter, ApiError> {
+        let limit = match self.limit.as_deref() {
+            None => order_api::paging::DEFAULT_PAGE,
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .and_then(|n| order_api::paging::page_limit(Some(n)))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "limit {text:?} is not an integer from 1 to {MAX_PAGE}"
+                    ))
+                })?,
+        };
+        let status = self
+            .status
+            .as_deref()
+            .map(|text| {
+                OrderStatus::parse(text).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "status {text:?} is not one of created, paid, shipped, cancelled"
+                    ))
+                })
+            })
+            .transpose()?;
+        let customer_id = self
+            .customer_id
+            .map(|text| {
+                CustomerId::parse(text)
+                    .map_err(|e| ApiError::bad_request(format!("customerId {e}")))
+            })
+            .transpose()?;
+        let after = self
+            .cursor
+            .as_deref()
+            .map(|text| {
+                decode_cursor(text).ok_or_else(|| ApiError::bad_request("cursor is malformed"))
+            })
+            .transpose()?;
+        Ok(SummaryFilter {
+            customer_id,
+            status,
+            limit,
+            after,
+        })
+    }
+}
 
 /// List orders from the read model (eventually consistent), newest first.
 #[utoipa::path(
@@ -339,54 +390,7 @@ pub(super) async fn list_orders(
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> Answer {
     let Query(params) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_PAGE,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "limit {text:?} is not an integer from 1 to {MAX_PAGE}"
-                ))
-            })?,
-    };
-    let status = params
-        .status
-        .as_deref()
-        .map(|text| {
-            OrderStatus::parse(text).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "status {text:?} is not one of created, paid, shipped, cancelled"
-                ))
-            })
-        })
-        .transpose()?;
-    let customer_id = params
-        .customer_id
-        .map(|text| {
-            CustomerId::parse(text).map_err(|e| ApiError::bad_request(format!("customerId {e}")))
-        })
-        .transpose()?;
-    let after = params
-        .cursor
-        .as_deref()
-        .map(|text| {
-            cursor::decode(text).ok_or_else(|| ApiError::bad_request("cursor is malformed"))
-        })
-        .transpose()?;
-    let page = state
-        .summaries
-        .list(
-            &actor,
-            &SummaryFilter {
-                customer_id,
-                status,
-                limit,
-                after,
-            },
-        )
-        .await?;
+    let page = state.summaries.list(&actor, &params.into_filter()?).await?;
     state.metrics.set_read_model_lag(page.lag);
     let body = SummaryPageResponse {
         items: page
@@ -394,42 +398,13 @@ pub(super) async fn list_orders(
             .iter()
             .map(SummaryResponse::from_summary)
             .collect(),
-        next_cursor: page.next.map(|(at, id)| cursor::encode(at, id)),
+        next_cursor: page.next.map(|(at, id)| encode_cursor(at, id)),
     };
     let mut response = Json(body).into_response();
     if let Ok(lag) = HeaderValue::from_str(&page.lag.as_millis().to_string()) {
         response.headers_mut().insert("x-read-model-lag-ms", lag);
     }
     Ok(response)
-}
-
-/// The opaque page cursor: the hex of `<createdAt µs>:<orderId>` of the last item.
-pub(crate) mod cursor {
-    use chrono::{DateTime, Utc};
-    use domain::OrderId;
-
-    pub(crate) fn encode(at: DateTime<Utc>, id: OrderId) -> String {
-        format!("{}:{id}", at.timestamp_micros())
-            .bytes()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-
-    pub(crate) fn decode(text: &str) -> Option<(DateTime<Utc>, OrderId)> {
-        if !text.len().is_multiple_of(2) || text.len() > 200 {
-            return None;
-        }
-        let bytes: Option<Vec<u8>> = (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-            .collect();
-        let plain = String::from_utf8(bytes?).ok()?;
-        let (micros, id) = plain.split_once(':')?;
-        Some((
-            DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-            OrderId::parse(id).ok()?,
-        ))
-    }
 }
 
 /// The order's audit trail: every event in version order, each as its envelope.
@@ -475,13 +450,13 @@ pub(super) async fn healthz() -> Response {
     responses(Healthy, OpenProblems)
 )]
 pub(super) async fn readyz(State(state): State<AppState>) -> Answer {
-    let ping = tokio::time::timeout(
+    let ready = tokio::time::timeout(
         std::time::Duration::from_secs(2),
-        sqlx::query("SELECT 1").execute(&state.pool),
+        state.readiness.is_ready(),
     )
     .await;
-    match ping {
-        Ok(Ok(_)) => Ok(Json(serde_json::json!({ "status": "ready" })).into_response()),
+    match ready {
+        Ok(true) => Ok(Json(serde_json::json!({ "status": "ready" })).into_response()),
         _ => Err(ApiError::unavailable()),
     }
 }
@@ -515,8 +490,7 @@ pub(super) async fn not_found(uri: Uri) -> ApiError {
 
 pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
+        ProblemKind::MethodNotAllowed,
         format!("{method} is not allowed on {}", uri.path()),
     )
 }

@@ -11,7 +11,7 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr};
 use utoipa::{IntoResponses, ToSchema};
 
 use super::schemas::{Health, History, Problem};
-use crate::http::dto::{AckResponse, OrderResponse, SummaryPageResponse};
+use crate::dto::{AckResponse, OrderResponse, SummaryPageResponse};
 
 /// Responses by status code, as `IntoResponses` gives them.
 type Responses = BTreeMap<String, RefOr<Response>>;

@@ -1,41 +1,34 @@
-//! The HTTP API of `shared/API.md` on `axum`.
+//! The HTTP API of `shared/API.md` on `axum`: the wire of the API core (`order-api`),
+//! which decides what is accepted and refused; this crate maps JSON bodies, paths and
+//! headers onto it and its answers onto statuses and problem+json.
 //!
 //! # Layout
 //! - `auth`: the authentication middleware (bearer JWT, or the trusted user header).
 //! - `handlers`: one function per route; each parses, calls one use case, answers.
 //! - `extract`: JSON bodies and command headers.
 //! - `dto`: request bodies (converted with `try_into_domain`) and response bodies.
-//! - `problem`: [`ApiError`], the problem+json answer of every error.
+//! - `problem`: [`ApiError`], the problem+json answer of every error, and the status of
+//!   each problem kind.
 //! - `metrics`: request counters and latencies for `/metrics`.
 //! - `openapi`: the route table and the OpenAPI 3.1 document served at `/openapi.json`.
 
 mod auth;
 mod dto;
 mod extract;
-mod guard;
 mod handlers;
 mod metrics;
 mod openapi;
 mod problem;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use application::{OrderCommands, OrderQueries, SummaryQueries};
+use application::{OrderCommands, OrderQueries, Readiness, SummaryQueries};
 use axum::{Extension, Router};
-use sqlx::PgPool;
+use order_api::{Authenticator, Guard, RequestLimits};
 
-use crate::auth::Authenticator;
-
-pub(crate) use guard::{Guard, Refusal};
 pub use metrics::HttpMetrics;
 pub use openapi::document;
-pub use problem::{ApiError, FieldError};
-
-// Shared with the gRPC API, so that both accept and refuse the same requests.
-pub(crate) use dto::from_grpc;
-pub(crate) use extract::{command_context, fingerprint, CorrelationId, MalformedIdempotencyKey};
-pub(crate) use handlers::cursor;
+pub use problem::{status, ApiError};
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -44,7 +37,8 @@ pub struct AppState {
     pub queries: OrderQueries,
     /// The read model (`GET /orders`).
     pub summaries: SummaryQueries,
-    pub pool: PgPool,
+    /// Whether the database answers (`/readyz`).
+    pub readiness: Arc<dyn Readiness>,
     pub metrics: Arc<HttpMetrics>,
     /// How requests are authenticated.
     pub auth: Authenticator,
@@ -52,15 +46,8 @@ pub struct AppState {
     pub body_limit: usize,
 }
 
-/// Limits of the HTTP layer.
-#[derive(Debug, Clone, Copy)]
-pub struct HttpLimits {
-    pub request_timeout: Duration,
-    pub max_concurrent_requests: usize,
-}
-
 /// The router with every route of API.md.
-pub fn router(state: AppState, limits: HttpLimits) -> Router {
+pub fn router(state: AppState, limits: RequestLimits) -> Router {
     use handlers::*;
     // The routes come only from `openapi::routes`, each with its documentation: never
     // add one here with `Router::route`, it would be served undocumented.
@@ -79,7 +66,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
             auth::authenticate,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            guard::Guard::from(limits),
+            Guard::from(limits),
             handlers::guard,
         ))
         .layer(Extension(openapi::DocumentJson::new(&document)))

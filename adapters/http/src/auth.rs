@@ -7,7 +7,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::openapi::OPEN_PATHS;
-use crate::auth::Authenticator;
+use order_api::Authenticator;
 
 pub(super) async fn authenticate(
     State(auth): State<Authenticator>,

@@ -1,19 +1,16 @@
-//! Errors as gRPC statuses, per API.md's table: every error is first the HTTP API's
-//! [`ApiError`] (so both APIs decide alike, and a 5xx is logged once, there), then the
-//! status code of its HTTP status. The message is the problem's `detail`; details
-//! carry a `google.rpc.ErrorInfo` whose reason is the problem type (`INVALID_STATE`,
+//! Errors as gRPC statuses, per API.md's table: every error is first the API core's
+//! [`Problem`] (so both APIs decide alike, and a 5xx is logged once, there), then the
+//! code of its [`ProblemKind`]. The message is the problem's `detail`; details carry a
+//! `google.rpc.ErrorInfo` whose reason is the problem kind (`INVALID_STATE`,
 //! `CONCURRENCY_CONFLICT`, ...) and, for validation, a `google.rpc.BadRequest` naming
 //! each field.
 
 use std::collections::HashMap;
 
 use application::{CommandError, QueryError};
-use axum::http::StatusCode;
+use order_api::{AuthError, CommandWire, FieldError, Problem, ProblemKind};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
-
-use crate::auth::AuthError;
-use crate::http::{ApiError, FieldError};
 
 /// The `domain` of every `google.rpc.ErrorInfo` of this service.
 const ERROR_DOMAIN: &str = "orders.v1";
@@ -26,34 +23,37 @@ const MAX_VIOLATIONS: usize = 10;
 const MAX_MESSAGE_CHARS: usize = 500;
 const MAX_DESCRIPTION_CHARS: usize = 200;
 
-/// The gRPC code of an HTTP error status.
-pub(crate) fn code(status: StatusCode, kind: &str) -> Code {
-    match status.as_u16() {
-        400 | 422 => Code::InvalidArgument,
-        401 => Code::Unauthenticated,
-        403 => Code::PermissionDenied,
-        404 => Code::NotFound,
-        409 if kind == "already-exists" => Code::AlreadyExists,
-        409 if kind == "concurrency-conflict" => Code::Aborted,
-        409 => Code::FailedPrecondition,
-        412 => Code::Aborted,
-        413 => Code::OutOfRange,
-        503 => Code::Unavailable,
-        _ => Code::Internal,
+/// The gRPC code of each kind of problem.
+pub(crate) fn code(kind: ProblemKind) -> Code {
+    match kind {
+        ProblemKind::BadRequest | ProblemKind::Validation => Code::InvalidArgument,
+        ProblemKind::Unauthenticated | ProblemKind::InvalidToken => Code::Unauthenticated,
+        ProblemKind::Forbidden => Code::PermissionDenied,
+        ProblemKind::NotFound => Code::NotFound,
+        ProblemKind::AlreadyExists => Code::AlreadyExists,
+        ProblemKind::ConcurrencyConflict | ProblemKind::PreconditionFailed => Code::Aborted,
+        ProblemKind::InvalidState => Code::FailedPrecondition,
+        ProblemKind::PayloadTooLarge => Code::OutOfRange,
+        ProblemKind::Overloaded | ProblemKind::Timeout | ProblemKind::Unavailable => {
+            Code::Unavailable
+        }
+        ProblemKind::MethodNotAllowed
+        | ProblemKind::UnsupportedMediaType
+        | ProblemKind::Internal => Code::Internal,
     }
 }
 
-/// The status of an HTTP API error.
-pub(crate) fn from_api(error: ApiError) -> Status {
+/// The status of a problem.
+pub(crate) fn from_problem(problem: Problem) -> Status {
     let mut details = ErrorDetails::new();
     details.set_error_info(
-        error.kind.to_uppercase().replace('-', "_"),
+        problem.kind.slug().to_uppercase().replace('-', "_"),
         ERROR_DOMAIN,
         HashMap::new(),
     );
-    let mut message = error.detail;
-    if !error.errors.is_empty() {
-        let named = &error.errors[..error.errors.len().min(MAX_VIOLATIONS)];
+    let mut message = problem.detail;
+    if !problem.errors.is_empty() {
+        let named = &problem.errors[..problem.errors.len().min(MAX_VIOLATIONS)];
         details.set_bad_request(
             named
                 .iter()
@@ -65,15 +65,15 @@ pub(crate) fn from_api(error: ApiError) -> Status {
             .map(|e| format!("{}: {}", e.field, e.message))
             .collect::<Vec<_>>()
             .join("; ");
-        if error.errors.len() > named.len() {
+        if problem.errors.len() > named.len() {
             message.push_str(&format!(
                 "; and {} more invalid fields",
-                error.errors.len() - named.len()
+                problem.errors.len() - named.len()
             ));
         }
     }
     Status::with_error_details(
-        code(error.status, error.kind),
+        code(problem.kind),
         truncate(&message, MAX_MESSAGE_CHARS),
         details,
     )
@@ -90,35 +90,39 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
 /// INVALID_ARGUMENT naming one field or metadata key: HTTP's 400 for a malformed path,
 /// query or header parameter.
 pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Status {
-    let mut error = ApiError::validation(vec![FieldError::new(field, message)]);
-    error.kind = "bad-request";
-    from_api(error)
+    let mut problem = Problem::validation(vec![FieldError::new(field, message)]);
+    problem.kind = ProblemKind::BadRequest;
+    from_problem(problem)
 }
 
-/// A command's error. The two that name HTTP headers are told in gRPC's terms.
-pub(crate) fn from_command(error: CommandError) -> Status {
-    match error {
-        CommandError::VersionMismatch { expected, actual } => from_api(ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "precondition-failed",
-            format!("expected_version is {expected}, the order is at version {actual}"),
-        )),
-        CommandError::IdempotencyKeyReused => {
-            from_api(ApiError::validation(vec![FieldError::new(
-                "idempotency-key",
-                "was already used with another method or message",
-            )]))
-        }
-        other => from_api(other.into()),
+/// The two command errors in gRPC's words: its `expected_version` field and
+/// `idempotency-key` metadata.
+struct GrpcWire;
+
+impl CommandWire for GrpcWire {
+    fn version_mismatch(&self, expected: u64, actual: u64) -> String {
+        format!("expected_version is {expected}, the order is at version {actual}")
+    }
+
+    fn key_reused(&self) -> FieldError {
+        FieldError::new(
+            "idempotency-key",
+            "was already used with another method or message",
+        )
     }
 }
 
+/// A command's error.
+pub(crate) fn from_command(error: CommandError) -> Status {
+    from_problem(Problem::from_command(error, &GrpcWire))
+}
+
 pub(crate) fn from_query(error: QueryError) -> Status {
-    from_api(error.into())
+    from_problem(error.into())
 }
 
 pub(crate) fn from_auth(error: AuthError) -> Status {
-    from_api(error.into())
+    from_problem(error.into())
 }
 
 #[cfg(test)]
@@ -126,24 +130,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_status_of_the_http_api_has_its_code() {
+    fn every_kind_of_problem_has_its_code() {
         let cases = [
-            (400, "bad-request", Code::InvalidArgument),
-            (422, "validation", Code::InvalidArgument),
-            (401, "invalid-token", Code::Unauthenticated),
-            (403, "forbidden", Code::PermissionDenied),
-            (404, "not-found", Code::NotFound),
-            (409, "invalid-state", Code::FailedPrecondition),
-            (409, "concurrency-conflict", Code::Aborted),
-            (409, "already-exists", Code::AlreadyExists),
-            (412, "precondition-failed", Code::Aborted),
-            (413, "payload-too-large", Code::OutOfRange),
-            (500, "internal", Code::Internal),
-            (503, "unavailable", Code::Unavailable),
+            (ProblemKind::BadRequest, Code::InvalidArgument),
+            (ProblemKind::Validation, Code::InvalidArgument),
+            (ProblemKind::Unauthenticated, Code::Unauthenticated),
+            (ProblemKind::InvalidToken, Code::Unauthenticated),
+            (ProblemKind::Forbidden, Code::PermissionDenied),
+            (ProblemKind::NotFound, Code::NotFound),
+            (ProblemKind::InvalidState, Code::FailedPrecondition),
+            (ProblemKind::ConcurrencyConflict, Code::Aborted),
+            (ProblemKind::AlreadyExists, Code::AlreadyExists),
+            (ProblemKind::PreconditionFailed, Code::Aborted),
+            (ProblemKind::PayloadTooLarge, Code::OutOfRange),
+            (ProblemKind::Internal, Code::Internal),
+            (ProblemKind::Unavailable, Code::Unavailable),
         ];
-        for (status, kind, expected) in cases {
-            let status = StatusCode::from_u16(status).unwrap();
-            assert_eq!(code(status, kind), expected, "{status} {kind}");
+        for (kind, expected) in cases {
+            assert_eq!(code(kind), expected, "{kind:?}");
         }
     }
 
@@ -152,7 +156,7 @@ mod tests {
         let errors: Vec<FieldError> = (0..300)
             .map(|i| FieldError::new(format!("items[{i}].productId"), "x".repeat(1000)))
             .collect();
-        let status = from_api(ApiError::validation(errors));
+        let status = from_problem(Problem::validation(errors));
         assert!(status.message().chars().count() <= MAX_MESSAGE_CHARS + 1);
         assert!(status.message().contains("items[0].productId"));
         let details = status.get_error_details();
@@ -167,7 +171,7 @@ mod tests {
 
     #[test]
     fn a_validation_error_names_its_fields_in_a_bad_request_detail() {
-        let status = from_api(ApiError::validation(vec![
+        let status = from_problem(Problem::validation(vec![
             FieldError::new("currency", "is required"),
             FieldError::new("items[0].quantity", "must be 1 to 1000000"),
         ]));
