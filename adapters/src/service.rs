@@ -17,11 +17,12 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 
-use crate::auth::{self, Authenticator, Claims};
-use crate::grpc::{self, GrpcState};
-use crate::http::{router, AppState, HttpLimits, HttpMetrics};
+use order_api::auth::{self, Authenticator, Claims};
+use order_api::RequestLimits;
+use order_grpc::GrpcState;
+use order_http::{router, AppState, HttpMetrics};
 use order_kafka::projector::ProjectorSettings;
-use order_postgres::{PgEventStore, PgReadModel};
+use order_postgres::{PgEventStore, PgReadModel, PgReadiness};
 
 /// HTTP and gRPC APIs for order commands and queries.
 ///
@@ -223,7 +224,7 @@ pub enum LogFormat {
 pub struct ServiceSettings {
     pub discount_codes: String,
     pub body_limit: usize,
-    pub limits: HttpLimits,
+    pub limits: RequestLimits,
     pub max_attempts: u32,
     /// Every how many events an order is snapshotted (0: never).
     pub snapshot_interval: u64,
@@ -236,7 +237,7 @@ impl Default for ServiceSettings {
         Self {
             discount_codes: "WELCOME10=10,VIP20=20".to_owned(),
             body_limit: 64 * 1024,
-            limits: HttpLimits {
+            limits: RequestLimits {
                 request_timeout: Duration::from_secs(10),
                 max_concurrent_requests: 1024,
             },
@@ -259,7 +260,7 @@ impl Cli {
         Ok(ServiceSettings {
             discount_codes: self.discount_codes.clone(),
             body_limit: self.http_body_limit,
-            limits: HttpLimits {
+            limits: RequestLimits {
                 request_timeout: Duration::from_millis(self.http_request_timeout_ms),
                 max_concurrent_requests: self.http_max_concurrent_requests.max(1),
             },
@@ -362,7 +363,7 @@ pub fn build_router(pool: PgPool, settings: &ServiceSettings) -> anyhow::Result<
         commands,
         queries,
         summaries,
-        pool,
+        readiness: Arc::new(PgReadiness(pool)),
         metrics: Arc::new(HttpMetrics::new()?),
         auth: settings.auth.clone(),
         body_limit: settings.body_limit,
@@ -388,7 +389,7 @@ pub fn build_grpc(pool: PgPool, settings: &ServiceSettings) -> anyhow::Result<Ro
         auth: settings.auth.clone(),
         message_limit: settings.body_limit,
     };
-    Ok(grpc::routes(state, settings.limits))
+    Ok(order_grpc::routes(state, settings.limits))
 }
 
 /// Serves the gRPC `routes` on `listener` until `shutdown` resolves, then lets

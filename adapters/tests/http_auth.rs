@@ -7,11 +7,11 @@
 
 mod support;
 
-use adapters::auth::{expiry_in, now_seconds, Authenticator, Claims};
 use adapters::service::{Cli, ServiceSettings};
 use axum::http::{Method, StatusCode};
 use clap::Parser;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use order_api::auth::{expiry_in, now_seconds, Authenticator, Claims};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::time::Duration;

@@ -11,9 +11,9 @@ mod support;
 
 use std::time::Duration;
 
-use adapters::http::HttpLimits;
 use adapters::service::{build_router, run, ServiceSettings};
 use axum::http::StatusCode;
+use order_api::RequestLimits;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use support::*;
@@ -26,7 +26,7 @@ fn one_connection(pool: &PgPool, acquire: Duration) -> PgPool {
         .connect_lazy_with((*pool.connect_options()).clone())
 }
 
-fn settings(limits: HttpLimits) -> ServiceSettings {
+fn settings(limits: RequestLimits) -> ServiceSettings {
     ServiceSettings {
         limits,
         ..ServiceSettings::default()
@@ -71,7 +71,7 @@ async fn a_saturated_pool_answers_503_with_retry_after_and_writes_nothing(pool: 
 #[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn requests_beyond_the_concurrency_bound_answer_503_at_once(pool: PgPool) {
     let small = one_connection(&pool, Duration::from_secs(20));
-    let limits = HttpLimits {
+    let limits = RequestLimits {
         request_timeout: Duration::from_secs(30),
         max_concurrent_requests: 2,
     };
@@ -113,7 +113,7 @@ async fn requests_beyond_the_concurrency_bound_answer_503_at_once(pool: PgPool) 
 #[sqlx::test(migrator = "order_postgres::MIGRATOR")]
 async fn a_request_over_the_time_limit_answers_503_and_writes_nothing(pool: PgPool) {
     let small = one_connection(&pool, Duration::from_secs(20));
-    let limits = HttpLimits {
+    let limits = RequestLimits {
         request_timeout: Duration::from_millis(300),
         max_concurrent_requests: 16,
     };

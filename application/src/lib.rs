@@ -43,8 +43,8 @@ pub use commands::{
 pub use envelope::{DecodeError, EventEnvelope, EventMetadata};
 pub use memory::MemoryEventStore;
 pub use ports::{
-    Clock, EventStore, IdempotencyRecord, PendingWrites, SnapshotStore, StoreError, StoredSnapshot,
-    SystemClock, UnitOfWork,
+    Clock, EventStore, IdempotencyRecord, PendingWrites, Readiness, SnapshotStore, StoreError,
+    StoredSnapshot, SystemClock, UnitOfWork,
 };
 pub use projection::{
     Applied, OrderSummary, Projector, ReadModel, SummaryFilter, SummaryPage, SummaryQueries,

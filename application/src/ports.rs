@@ -292,6 +292,15 @@ pub trait SnapshotStore: Send + Sync {
     }
 }
 
+/// Whether the service can serve requests: its store answers. The APIs' readiness
+/// probes (`/readyz`) ask it.
+#[async_trait]
+pub trait Readiness: Send + Sync + std::fmt::Debug {
+    /// `true` when the store answered a trivial request just now. The caller bounds
+    /// how long it waits.
+    async fn is_ready(&self) -> bool;
+}
+
 /// Where the use cases read the time.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Now, to the microsecond (what PostgreSQL keeps), so a reload compares equal.

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use adapters::auth::{expiry_in, now_seconds, Authenticator, Claims};
-use adapters::grpc::proto;
+use order_api::auth::{expiry_in, now_seconds, Authenticator, Claims};
+use order_grpc::proto;
 use sqlx::PgPool;
 use tonic::Code;
 use uuid::Uuid;

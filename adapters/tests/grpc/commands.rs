@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use adapters::grpc::proto;
 use application::{EventStore, Projector};
 use domain::OrderId;
+use order_grpc::proto;
 use order_postgres::{PgEventStore, PgReadModel};
 use serde_json::{json, Value};
 use sqlx::PgPool;

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use adapters::grpc::proto;
-use adapters::http::HttpLimits;
 use adapters::service::ServiceSettings;
+use order_api::RequestLimits;
+use order_grpc::proto;
 use sqlx::PgPool;
 use tonic::Code;
 use uuid::Uuid;
@@ -285,7 +285,7 @@ async fn overload_is_resource_exhausted_at_once_and_a_slow_request_unavailable()
     )
     .expect("a valid URL");
     let settings = ServiceSettings {
-        limits: HttpLimits {
+        limits: RequestLimits {
             request_timeout: Duration::from_millis(500),
             max_concurrent_requests: 1,
         },

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use adapters::auth::now_seconds;
-use adapters::grpc::proto;
+use order_api::auth::now_seconds;
+use order_grpc::proto;
 use prost::bytes::{Buf, BufMut};
 use prost::Message;
 use sqlx::PgPool;

@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use adapters::auth::now_seconds;
-use adapters::grpc::proto;
 use adapters::service::{build_router, ServiceSettings};
 use axum::body::{to_bytes, Body};
 use axum::http::{Method, Request as HttpRequest};
+use order_api::auth::now_seconds;
+use order_grpc::proto;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tonic::Code;

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use adapters::auth::{expiry_in, now_seconds, Authenticator, Claims};
-use adapters::grpc::proto::{self, order_service_client::OrderServiceClient};
 use adapters::service::{build_grpc, run_grpc, ServiceSettings};
+use order_api::auth::{expiry_in, now_seconds, Authenticator, Claims};
+use order_grpc::proto::{self, order_service_client::OrderServiceClient};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tonic::metadata::{MetadataMap, MetadataValue};

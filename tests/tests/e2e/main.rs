@@ -310,7 +310,7 @@ async fn messages_carry_the_envelope_and_the_cloudevents_headers() {
 /// token's `sub`, whatever `X-User-Id` says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_tokens_subject_is_the_user_in_the_kafka_metadata() {
-    use adapters::auth::{expiry_in, Authenticator, Claims};
+    use order_api::auth::{expiry_in, Authenticator, Claims};
     let auth = Authenticator::jwt(b"an-e2e-secret-that-is-at-least-32-bytes").expect("a secret");
     let token = |sub: &str, role: &str, customer: Option<&str>| {
         auth.mint(&Claims {

@@ -1,0 +1,329 @@
+//! Authentication: who is behind a request, as an [`Actor`] for the use cases.
+//!
+//! With `JWT_SECRET` set, every request carries `Authorization: Bearer <JWT>` signed
+//! HS256 with that secret, with the claims `sub` (the user), `exp` (required), `roles`
+//! and, for customers, `customerId`; a client-supplied `X-User-Id` is ignored. With
+//! `AUTH_MODE=none` (local development only) nobody is authenticated, the actor is
+//! unrestricted and `X-User-Id` is trusted as the user. HTTP and gRPC both go through
+//! [`Authenticator::authenticate`], so they accept and refuse the same credentials.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use application::{Actor, Role};
+use domain::CustomerId;
+use http::{header, HeaderMap};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// The shortest accepted `JWT_SECRET`: HS256 needs a key as long as its hash (32 bytes).
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Clock skew tolerated on `exp`.
+const LEEWAY: Duration = Duration::from_secs(30);
+
+/// How requests are authenticated.
+#[derive(Debug, Clone)]
+pub enum Authenticator {
+    /// `AUTH_MODE=none`: nobody is authenticated; the user header is trusted.
+    Off,
+    /// `JWT_SECRET`: HS256 bearer tokens.
+    Jwt(Box<JwtKeys>),
+}
+
+/// The keys made from `JWT_SECRET`, and how tokens are checked.
+#[derive(Clone)]
+pub struct JwtKeys {
+    decoding: DecodingKey,
+    encoding: EncodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKeys").finish_non_exhaustive()
+    }
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user, recorded as the events' `metadata.userId`.
+    pub sub: String,
+    /// Expiry, in seconds since the Unix epoch.
+    pub exp: u64,
+    /// Issued at, in seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// `customer`, `operator`, `admin`; names that are no role are ignored.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The customer a `customer` acts for.
+    #[serde(
+        default,
+        rename = "customerId",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub customer_id: Option<String>,
+}
+
+/// Why a request is not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// 401: no credential where one is required.
+    #[error("authentication required: send Authorization: Bearer <token>")]
+    Missing,
+    /// 401: a credential that is malformed, wrongly signed, expired or incomplete.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    /// 400: with authentication off, a malformed `X-User-Id`.
+    #[error("X-User-Id must be 1 to 200 characters without control characters")]
+    BadUserHeader,
+}
+
+impl Authenticator {
+    /// HS256 tokens signed with `secret`.
+    ///
+    /// # Errors
+    /// When the secret is shorter than [`MIN_SECRET_LEN`] bytes.
+    pub fn jwt(secret: &[u8]) -> anyhow::Result<Self> {
+        if secret.len() < MIN_SECRET_LEN {
+            anyhow::bail!(
+                "JWT_SECRET must be at least {MIN_SECRET_LEN} bytes (it is {}): HS256 needs a key as long as its hash",
+                secret.len()
+            );
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = LEEWAY.as_secs();
+        validation.validate_exp = true;
+        // A token that says it is not valid yet is refused too.
+        validation.validate_nbf = true;
+        // API.md names no audience: an `aud` claim is neither required nor checked.
+        validation.validate_aud = false;
+        Ok(Self::Jwt(Box::new(JwtKeys {
+            decoding: DecodingKey::from_secret(secret),
+            encoding: EncodingKey::from_secret(secret),
+            validation,
+        })))
+    }
+
+    /// Whether requests must carry a bearer token.
+    pub fn is_required(&self) -> bool {
+        matches!(self, Self::Jwt(_))
+    }
+
+    /// The actor behind a request, from its `Authorization` value and, when
+    /// authentication is off, its `X-User-Id` value (HTTP headers or gRPC metadata).
+    ///
+    /// # Errors
+    /// [`AuthError::Missing`] or [`AuthError::Invalid`] with authentication on;
+    /// [`AuthError::BadUserHeader`] with it off.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&[u8]>,
+        user_header: Option<&[u8]>,
+    ) -> Result<Actor, AuthError> {
+        match self {
+            Self::Off => {
+                let user = user_header
+                    .map(|raw| {
+                        std::str::from_utf8(raw)
+                            .ok()
+                            .filter(|text| CustomerId::parse(*text).is_ok())
+                            .map(str::to_owned)
+                            .ok_or(AuthError::BadUserHeader)
+                    })
+                    .transpose()?;
+                Ok(Actor::unrestricted(user))
+            }
+            Self::Jwt(keys) => {
+                let raw = authorization.ok_or(AuthError::Missing)?;
+                let token = bearer_token(raw)?;
+                keys.verify(token)
+            }
+        }
+    }
+
+    /// The actor behind a request, from its `Authorization` and `X-User-Id` headers
+    /// (gRPC metadata arrives as the same headers).
+    ///
+    /// # Errors
+    /// As [`Authenticator::authenticate`].
+    pub fn authenticate_headers(&self, headers: &HeaderMap) -> Result<Actor, AuthError> {
+        self.authenticate(
+            headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
+            headers.get("x-user-id").map(|v| v.as_bytes()),
+        )
+    }
+
+    /// Signs a token for `claims` (the `token` subcommand, tests).
+    ///
+    /// # Errors
+    /// With authentication off, or when signing fails.
+    pub fn mint(&self, claims: &Claims) -> anyhow::Result<String> {
+        match self {
+            Self::Off => anyhow::bail!("minting a token needs JWT_SECRET"),
+            Self::Jwt(keys) => Ok(jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                claims,
+                &keys.encoding,
+            )?),
+        }
+    }
+}
+
+impl JwtKeys {
+    fn verify(&self, token: &str) -> Result<Actor, AuthError> {
+        use jsonwebtoken::errors::ErrorKind;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|error| {
+                AuthError::Invalid(
+                    match error.kind() {
+                        ErrorKind::ExpiredSignature => "the token has expired",
+                        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
+                        ErrorKind::InvalidSignature => "the signature does not match",
+                        ErrorKind::InvalidAlgorithm => "the token is not signed with HS256",
+                        ErrorKind::MissingRequiredClaim(_) => {
+                            "the token lacks a required claim (sub, exp)"
+                        }
+                        ErrorKind::Json(_) => "the token's claims have the wrong shape",
+                        _ => "the token is malformed",
+                    }
+                    .to_owned(),
+                )
+            })?;
+        let claims = data.claims;
+        if CustomerId::parse(claims.sub.as_str()).is_err() {
+            return Err(AuthError::Invalid(
+                "sub must be 1 to 200 characters without control characters".to_owned(),
+            ));
+        }
+        let roles: Vec<Role> = claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
+        let customer_id = claims
+            .customer_id
+            .map(|id| {
+                CustomerId::parse(id).map_err(|e| AuthError::Invalid(format!("customerId {e}")))
+            })
+            .transpose()?;
+        Actor::authenticated(claims.sub, &roles, customer_id)
+            .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+}
+
+/// The token of `Bearer <token>` (the scheme is case-insensitive).
+fn bearer_token(raw: &[u8]) -> Result<&str, AuthError> {
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| AuthError::Invalid("the Authorization header is not text".to_owned()))?;
+    let (scheme, token) = text.trim().split_once(' ').ok_or_else(|| {
+        AuthError::Invalid("the Authorization header must be `Bearer <token>`".to_owned())
+    })?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Invalid(format!(
+            "the Authorization scheme must be Bearer, not {scheme:?}"
+        )));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(AuthError::Invalid("the bearer token is empty".to_owned()));
+    }
+    Ok(token)
+}
+
+/// Seconds since the Unix epoch, `ttl` from now.
+pub fn expiry_in(ttl: Duration) -> u64 {
+    now_seconds().saturating_add(ttl.as_secs())
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"a-test-secret-that-is-long-enough-for-hs256";
+
+    fn claims(roles: &[&str], customer_id: Option<&str>) -> Claims {
+        Claims {
+            sub: "user-1".to_owned(),
+            exp: expiry_in(Duration::from_secs(60)),
+            iat: Some(now_seconds()),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            customer_id: customer_id.map(str::to_owned),
+        }
+    }
+
+    fn bearer(token: &str) -> Vec<u8> {
+        format!("Bearer {token}").into_bytes()
+    }
+
+    #[test]
+    fn a_minted_token_authenticates_its_subject() {
+        let auth = Authenticator::jwt(SECRET).unwrap();
+        let token = auth.mint(&claims(&["customer"], Some("c-1"))).unwrap();
+        let actor = auth.authenticate(Some(&bearer(&token)), None).unwrap();
+        assert_eq!(actor.user_id(), Some("user-1"));
+        assert_eq!(actor.own_customer().map(CustomerId::as_str), Some("c-1"));
+    }
+
+    #[test]
+    fn the_user_header_is_ignored_when_tokens_are_required() {
+        let auth = Authenticator::jwt(SECRET).unwrap();
+        let token = auth.mint(&claims(&["operator"], None)).unwrap();
+        let actor = auth
+            .authenticate(Some(&bearer(&token)), Some(b"mallory"))
+            .unwrap();
+        assert_eq!(actor.user_id(), Some("user-1"));
+    }
+
+    #[test]
+    fn every_bad_credential_is_refused() {
+        let auth = Authenticator::jwt(SECRET).unwrap();
+        let other = Authenticator::jwt(b"another-secret-that-is-also-long-enough").unwrap();
+        let mut expired = claims(&["operator"], None);
+        expired.exp = now_seconds() - 3600;
+        let cases: Vec<(&str, Option<Vec<u8>>)> = vec![
+            ("missing", None),
+            ("not bearer", Some(b"Basic dXNlcjpwYXNz".to_vec())),
+            ("no token", Some(b"Bearer ".to_vec())),
+            ("garbage", Some(bearer("not.a.jwt"))),
+            (
+                "wrong key",
+                Some(bearer(&other.mint(&claims(&["operator"], None)).unwrap())),
+            ),
+            ("expired", Some(bearer(&auth.mint(&expired).unwrap()))),
+            (
+                "customer without customerId",
+                Some(bearer(&auth.mint(&claims(&["customer"], None)).unwrap())),
+            ),
+        ];
+        for (case, header) in cases {
+            let refused = auth.authenticate(header.as_deref(), None);
+            assert!(
+                matches!(refused, Err(AuthError::Missing | AuthError::Invalid(_))),
+                "{case}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_short_secret_is_refused() {
+        assert!(Authenticator::jwt(b"short").is_err());
+    }
+
+    #[test]
+    fn without_authentication_the_user_header_is_trusted() {
+        let actor = Authenticator::Off
+            .authenticate(None, Some(b"dev-user"))
+            .unwrap();
+        assert_eq!(actor.user_id(), Some("dev-user"));
+        assert_eq!(
+            Authenticator::Off.authenticate(None, Some(b"bad\x01")),
+            Err(AuthError::BadUserHeader)
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! The gRPC API: `orders.v1.OrderService` (`adapters/proto/orders/v1/orders.proto`) on
+//! `tonic`: the wire of the API core (`order-api`), which decides, as for HTTP, what is
+//! accepted and refused, how a command is identified for idempotency and who sends it.
+//!
+//! # Layout
+//! - [`proto`]: the code generated from the proto file by `build.rs` (messages, server,
+//!   client).
+//! - [`codec`]: the protobuf codec (an undecodable message is INVALID_ARGUMENT).
+//! - `layers`: the guard (concurrency and time), authentication and correlation id,
+//!   run on the metadata before the message is decoded.
+//! - `service`: one method per rpc: parse, call one use case, answer.
+//! - `requests`: messages as the core's inputs, so both APIs accept and refuse the same
+//!   inputs.
+//! - `convert`: answers as messages.
+//! - `status`: the core's problems as statuses with details.
+
+pub mod codec;
+mod convert;
+mod layers;
+mod requests;
+mod service;
+mod status;
+
+use application::{OrderCommands, OrderQueries, SummaryQueries};
+use tonic::service::Routes;
+
+use order_api::{Authenticator, Guard, RequestLimits};
+
+/// The code generated from `orders.proto`: messages, the server and the client.
+#[allow(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    clippy::all,
+    clippy::pedantic
+)]
+pub mod proto {
+    tonic::include_proto!("orders.v1");
+}
+
+/// What the gRPC service is built from.
+#[derive(Debug, Clone)]
+pub struct GrpcState {
+    pub commands: OrderCommands,
+    pub queries: OrderQueries,
+    /// The read model (`ListOrders`).
+    pub summaries: SummaryQueries,
+    /// How requests are authenticated.
+    pub auth: Authenticator,
+    /// The largest accepted message, in bytes (larger is OUT_OF_RANGE).
+    pub message_limit: usize,
+}
+
+/// The routes of `orders.v1.OrderService` behind its layers, to serve with
+/// `tonic::transport::Server::add_routes`.
+pub fn routes(state: GrpcState, limits: RequestLimits) -> Routes {
+    let rpcs = service::OrderRpcs {
+        commands: state.commands,
+        queries: state.queries,
+        summaries: state.summaries,
+    };
+    let server = proto::order_service_server::OrderServiceServer::new(rpcs)
+        .max_decoding_message_size(state.message_limit);
+    let router = Routes::new(server)
+        .prepare()
+        .into_axum_router()
+        .layer(axum::middleware::from_fn(layers::correlate))
+        .layer(axum::middleware::from_fn_with_state(
+            state.auth,
+            layers::authenticate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Guard::from(limits),
+            layers::guard,
+        ));
+    Routes::from(router)
+}

@@ -1,0 +1,169 @@
+//! The OpenAPI 3.1 document of the HTTP API, generated from the code (`utoipa`) and
+//! served at `GET /openapi.json`.
+//!
+//! Every route is registered here, through `utoipa-axum`'s [`OpenApiRouter`] and its
+//! `routes!` macro, which takes only handlers annotated with `#[utoipa::path]`: a route
+//! cannot be served without being in the document, and the document describes exactly
+//! the routes served. `adapters/tests/openapi.rs` checks the document against API.md's
+//! list of routes and real answers against its schemas.
+//!
+//! # Layout
+//! - this file: the route table ([`routes`]), the document ([`document`]) and its route.
+//! - `params`: path and header parameters shared by several routes.
+//! - `responses`: each route's success and problem answers.
+//! - `schemas`: the bodies no request or response type describes (problem, enums,
+//!   event envelope, health).
+
+mod params;
+mod responses;
+mod schemas;
+
+use axum::body::Bytes;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::OpenApi as Document;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::handlers;
+use super::AppState;
+
+pub(super) use params::{CommandHeaders, CorrelationHeader, CreateHeaders, LinePath, OrderPath};
+pub(super) use responses::{
+    Acknowledged, CommandProblems, CreateProblems, Created, Healthy, HistoryFound, ListProblems,
+    MetricsText, OpenProblems, OrderFound, OrderQueryProblems, PageFound, RemoveItemProblems,
+};
+pub(super) use schemas::{OrderStatus, PaymentMethod};
+
+/// The routes that need no authentication (API.md, "Authentication and authorization").
+pub(super) const OPEN_PATHS: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
+
+/// The name of the bearer security scheme.
+pub(super) const BEARER: &str = "bearer";
+
+/// What the document holds besides the routes: its title, tags and the schemas that the
+/// routes name only through `responses` (which does not collect schemas by itself).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "order-service",
+        description = "Orders as event streams: commands append events (published to Kafka \
+                       through an outbox), queries read the stream or the read model. \
+                       The contract is `shared/API.md`."
+    ),
+    tags(
+        (name = "commands", description = "Append events to an order's stream; answer an acknowledgment."),
+        (name = "queries", description = "Read an order, its history or a page of the read model."),
+        (name = "operations", description = "Health, readiness, metrics and this document; no authentication.")
+    ),
+    components(schemas(
+        crate::dto::AckResponse,
+        crate::dto::OrderResponse<'static>,
+        crate::dto::SummaryPageResponse<'static>,
+        schemas::History,
+        schemas::Health,
+        schemas::Problem,
+    ))
+)]
+struct ApiDoc;
+
+/// Every route of the API with its documentation. Register routes only here, only with
+/// `.routes(routes!(...))`: `OpenApiRouter::route` would serve an undocumented route.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    use handlers::*;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(create_order, list_orders))
+        .routes(routes!(get_order))
+        .routes(routes!(get_history))
+        .routes(routes!(add_item))
+        .routes(routes!(remove_item))
+        .routes(routes!(change_delivery_address))
+        .routes(routes!(pay))
+        .routes(routes!(ship))
+        .routes(routes!(cancel))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_text))
+        .routes(routes!(openapi_json))
+}
+
+/// The OpenAPI document of every route; with `bearer_auth`, every route but
+/// [`OPEN_PATHS`] requires an HTTP bearer (JWT) token.
+pub fn document(bearer_auth: bool) -> Document {
+    with_security(routes().into_openapi(), bearer_auth)
+}
+
+/// Declares the bearer scheme and requires it on every route but [`OPEN_PATHS`].
+pub(super) fn with_security(mut document: Document, bearer_auth: bool) -> Document {
+    if !bearer_auth {
+        return document;
+    }
+    document
+        .components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "HS256 with the service's secret; claims `sub`, `exp`, `roles` \
+                         (`customer`, `operator`, `admin`) and, for customers, `customerId`.",
+                    ))
+                    .build(),
+            ),
+        );
+    for (path, item) in &mut document.paths.paths {
+        if OPEN_PATHS.contains(&path.as_str()) {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            operation.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
+        }
+    }
+    document
+}
+
+/// The document as served: serialized once, when the router is built.
+#[derive(Debug, Clone)]
+pub(super) struct DocumentJson(Bytes);
+
+impl DocumentJson {
+    pub(super) fn new(document: &Document) -> Self {
+        // Serializing plain data into memory cannot fail; an empty body would show it.
+        Self(serde_json::to_vec(document).unwrap_or_default().into())
+    }
+}
+
+/// The OpenAPI 3.1 document of every route, body and error.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    params(CorrelationHeader),
+    responses(responses::Document, OpenProblems)
+)]
+pub(super) async fn openapi_json(Extension(document): Extension<DocumentJson>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        document.0,
+    )
+        .into_response()
+}

@@ -1,0 +1,286 @@
+//! The responses of each route: the success with its headers, and the problems
+//! (`application/problem+json`) it can answer, per API.md's "Errors" table.
+//!
+//! The schemas named here are registered in the document by `ApiDoc`'s `components`.
+
+use std::collections::BTreeMap;
+
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr};
+use utoipa::{IntoResponses, ToSchema};
+
+use super::schemas::{Health, History, Problem};
+use crate::dto::{AckResponse, OrderResponse, SummaryPageResponse};
+
+/// Responses by status code, as `IntoResponses` gives them.
+type Responses = BTreeMap<String, RefOr<Response>>;
+
+fn schema_ref<T: ToSchema>() -> Ref {
+    Ref::from_schema_name(T::name())
+}
+
+fn header(response: ResponseBuilder, name: &str, description: &str) -> ResponseBuilder {
+    response.header(
+        name,
+        HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(Type::String))
+            .description(Some(description))
+            .build(),
+    )
+}
+
+fn with_correlation(response: ResponseBuilder) -> ResponseBuilder {
+    header(
+        response,
+        "X-Correlation-Id",
+        "The request's correlation id, or the one generated for it.",
+    )
+}
+
+fn with_etag(response: ResponseBuilder) -> ResponseBuilder {
+    header(
+        response,
+        "ETag",
+        "The order's version, quoted (`\"7\"`): what `If-Match` expects.",
+    )
+}
+
+/// A JSON success answer of schema `body`.
+fn json(description: &str, body: impl Into<RefOr<Schema>>) -> ResponseBuilder {
+    with_correlation(ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new().schema(Some(body)).build(),
+    ))
+}
+
+fn one(status: u16, response: ResponseBuilder) -> Responses {
+    BTreeMap::from([(status.to_string(), response.build().into())])
+}
+
+/// An acknowledgment `{orderId, version}`.
+fn acknowledgment(description: &str) -> ResponseBuilder {
+    let response = with_etag(json(description, schema_ref::<AckResponse>()));
+    header(
+        response,
+        "Idempotent-Replayed",
+        "`true` when this is the replay of an earlier answer to the same `Idempotency-Key`.",
+    )
+}
+
+/// 201: the order was created.
+#[derive(Debug)]
+pub(crate) struct Created;
+
+impl IntoResponses for Created {
+    fn responses() -> Responses {
+        let response = acknowledgment("The order was created (`OrderCreated`).");
+        one(
+            201,
+            header(response, "Location", "The new order: `/orders/{id}`."),
+        )
+    }
+}
+
+/// 200: the command was applied.
+#[derive(Debug)]
+pub(crate) struct Acknowledged;
+
+impl IntoResponses for Acknowledged {
+    fn responses() -> Responses {
+        one(
+            200,
+            acknowledgment("The command was applied; `version` is the order's new version."),
+        )
+    }
+}
+
+/// 200: the order.
+#[derive(Debug)]
+pub(crate) struct OrderFound;
+
+impl IntoResponses for OrderFound {
+    fn responses() -> Responses {
+        let response = json(
+            "The order, strongly consistent (rebuilt from its events).",
+            schema_ref::<OrderResponse<'static>>(),
+        );
+        one(200, with_etag(response))
+    }
+}
+
+/// 200: the order's events.
+#[derive(Debug)]
+pub(crate) struct HistoryFound;
+
+impl IntoResponses for HistoryFound {
+    fn responses() -> Responses {
+        one(
+            200,
+            json(
+                "Every event of the order, in version order.",
+                schema_ref::<History>(),
+            ),
+        )
+    }
+}
+
+/// 200: a page of the read model.
+#[derive(Debug)]
+pub(crate) struct PageFound;
+
+impl IntoResponses for PageFound {
+    fn responses() -> Responses {
+        let response = json(
+            "A page of orders, newest first (eventually consistent).",
+            schema_ref::<SummaryPageResponse<'static>>(),
+        );
+        one(
+            200,
+            header(
+                response,
+                "X-Read-Model-Lag-Ms",
+                "Milliseconds between the newest committed event and the newest event \
+                 applied to the read model (0 when caught up).",
+            ),
+        )
+    }
+}
+
+/// 200 from `/healthz` and `/readyz`.
+#[derive(Debug)]
+pub(crate) struct Healthy;
+
+impl IntoResponses for Healthy {
+    fn responses() -> Responses {
+        one(
+            200,
+            json(
+                "Alive (`/healthz`: `ok`) or ready (`/readyz`: `ready`).",
+                schema_ref::<Health>(),
+            ),
+        )
+    }
+}
+
+/// 200 from `/metrics`.
+#[derive(Debug)]
+pub(crate) struct MetricsText;
+
+impl IntoResponses for MetricsText {
+    fn responses() -> Responses {
+        let text = ContentBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .build();
+        let response = ResponseBuilder::new()
+            .description("Prometheus text exposition format 0.0.4.")
+            .content("text/plain", text);
+        one(200, with_correlation(response))
+    }
+}
+
+/// 200 from `/openapi.json`.
+#[derive(Debug)]
+pub(crate) struct Document;
+
+impl IntoResponses for Document {
+    fn responses() -> Responses {
+        one(
+            200,
+            json(
+                "This document (OpenAPI 3.1).",
+                ObjectBuilder::new().schema_type(Type::Object),
+            ),
+        )
+    }
+}
+
+/// A problem answer for `status`, described for the routes that can give it.
+fn problem(status: u16) -> (String, RefOr<Response>) {
+    let description = match status {
+        400 => "The body is not valid JSON, or a path, query or header parameter is malformed.",
+        401 => {
+            "Authentication is on and the bearer token is missing, malformed, wrongly \
+             signed or expired."
+        }
+        403 => "Authenticated, but the role or the customer may not do this.",
+        404 => "No such order (for `DELETE .../items/{productId}`: no such line).",
+        409 => {
+            "The order's state does not allow the command (`invalid-state`), a concurrent \
+             change won and retries did not resolve it (`concurrency-conflict`), or \
+             `POST /orders` with an `orderId` that exists (`already-exists`)."
+        }
+        412 => "`If-Match` did not match the order's version; nothing was written.",
+        413 => "The body is larger than the limit (64 KiB by default).",
+        415 => "The body is not `application/json`.",
+        422 => {
+            "A field is missing, malformed or out of range (the problem's `errors` name \
+             them), a rule on the order's content refused the command, or the \
+             `Idempotency-Key` was used with another method, path or body."
+        }
+        500 => "A bug; the detail says nothing internal (the log says everything).",
+        503 => {
+            "The database is unreachable, or the service is overloaded or timed out; \
+             nothing was written. `Retry-After` says when to retry."
+        }
+        _ => "An error.",
+    };
+    let body = ContentBuilder::new()
+        .schema(Some(schema_ref::<Problem>()))
+        .build();
+    let mut response = ResponseBuilder::new()
+        .description(description)
+        .content("application/problem+json", body);
+    if status == 401 {
+        response = header(response, "WWW-Authenticate", "`Bearer`.");
+    }
+    if status == 503 {
+        response = header(response, "Retry-After", "Seconds to wait before retrying.");
+    }
+    (status.to_string(), response.build().into())
+}
+
+fn problems(statuses: &[u16]) -> Responses {
+    statuses.iter().map(|&status| problem(status)).collect()
+}
+
+/// Declares a set of problem answers.
+macro_rules! problem_set {
+    ($(#[$doc:meta])* $name:ident: $($status:literal),+) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub(crate) struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> Responses {
+                problems(&[$($status),+])
+            }
+        }
+    };
+}
+
+problem_set!(
+    /// `POST /orders`.
+    CreateProblems: 400, 401, 403, 409, 413, 415, 422, 500, 503
+);
+problem_set!(
+    /// A command with a JSON body on an existing order.
+    CommandProblems: 400, 401, 403, 404, 409, 412, 413, 415, 422, 500, 503
+);
+problem_set!(
+    /// `DELETE /orders/{id}/items/{productId}` (no body).
+    RemoveItemProblems: 400, 401, 403, 404, 409, 412, 422, 500, 503
+);
+problem_set!(
+    /// `GET /orders/{id}` and its history.
+    OrderQueryProblems: 400, 401, 403, 404, 500, 503
+);
+problem_set!(
+    /// `GET /orders`.
+    ListProblems: 400, 401, 403, 500, 503
+);
+problem_set!(
+    /// The open routes: a malformed `X-Correlation-Id` (400), overload or, for
+    /// `/readyz`, an unreachable database (503).
+    OpenProblems: 400, 503
+);
