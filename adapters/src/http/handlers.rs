@@ -477,7 +477,7 @@ pub(super) async fn healthz() -> Response {
 pub(super) async fn readyz(State(state): State<AppState>) -> Answer {
     let ping = tokio::time::timeout(
         std::time::Duration::from_secs(2),
-        sqlx::query("SELECT 1").execute(&state.pool),
+        order_postgres::ping(&state.pool),
     )
     .await;
     match ping {
