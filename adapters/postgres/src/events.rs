@@ -5,9 +5,9 @@
 //! corruption, never clamped.
 //!
 //! Statements spanning tables that also touch `events` live with the table they are
-//! about: the command's append ([`crate::unit_of_work`]), the latest snapshot with the
-//! events after it ([`crate::snapshots`]), the read model's lag and commit times
-//! ([`crate::read_model`]).
+//! about: the command's append (`unit_of_work.rs`), the latest snapshot with the
+//! events after it (`snapshots.rs`), the read model's lag and commit times
+//! ([`crate::order_summaries`]).
 
 use application::envelope::decode_event;
 use application::{EventEnvelope, EventMetadata, StoreError};

@@ -1,5 +1,5 @@
 //! Every statement on `outbox`: writing rows (the relay's replay; a command's rows are
-//! written by its statement, [`crate::unit_of_work`], from [`OutboxColumns`]) and
+//! written by its statement, `unit_of_work.rs`, from `OutboxColumns`) and
 //! waking the relays after a commit; the relay's cycle (lock partitions, read due
 //! rows, delete, record failures); and what operators see and do (backlog, parked
 //! rows, retry). Skipping parked rows moves them to `outbox_dead_letters`
