@@ -14,6 +14,9 @@
 #   ensure_postgres           make sure the local PostgreSQL answers on 127.0.0.1:5432
 #   ensure_database NAME      create database NAME if it does not exist
 #   ensure_tansu              make sure the tansu 0.6.0 binary is installed
+#   ensure_sqlx_cli           make sure sqlx-cli (`cargo sqlx`) matches Cargo.lock's sqlx
+#   with_scratch_database FN  run FN with SCRATCH_DATABASE_URL: a fresh, migrated database
+#   check_sqlx_offline_data   fail when `.sqlx/` does not match the code's queries
 #   start_broker PORT LOG     start an in-memory tansu broker in the background
 #   create_topic PORT NAME N  create a topic (idempotent)
 #   track_pid PID             have PID killed when the script exits
@@ -32,7 +35,7 @@ _ORDER_SCRIPTS_LIB_SOURCED=1
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export REPO_ROOT
 
-# cargo-installed binaries (tansu) live here.
+# cargo-installed binaries (tansu, sqlx-cli) live here.
 case ":${PATH}:" in
     *":${HOME}/.cargo/bin:"*) ;;
     *) export PATH="${HOME}/.cargo/bin:${PATH}" ;;
@@ -173,6 +176,72 @@ ensure_database() {
     psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -Xq -v ON_ERROR_STOP=1 \
         -v name="$name" <<<'CREATE DATABASE :"name"' ||
         die "could not create database ${name}"
+}
+
+# --- sqlx-cli and the offline query data -------------------------------------------
+
+# The sqlx version of Cargo.lock (the CLI must match the macros that read `.sqlx/`).
+_sqlx_locked_version() {
+    awk '$0 == "name = \"sqlx\"" { getline; gsub(/version = |"/, ""); print; exit }' \
+        "$REPO_ROOT/Cargo.lock"
+}
+
+# ensure_sqlx_cli — make sure `cargo sqlx --version` reports Cargo.lock's sqlx version.
+ensure_sqlx_cli() {
+    local version
+    version="$(_sqlx_locked_version)"
+    [[ -n "$version" ]] || die "no sqlx package in Cargo.lock"
+    if cargo sqlx --version 2>/dev/null | grep -qw "$version"; then
+        return 0
+    fi
+    log "installing sqlx-cli ${version} with cargo (takes a few minutes the first time)"
+    cargo install sqlx-cli --version "$version" --locked \
+        --no-default-features --features postgres,rustls ||
+        die "cargo install sqlx-cli ${version} failed"
+    cargo sqlx --version 2>/dev/null | grep -qw "$version" ||
+        die "sqlx-cli installed but 'cargo sqlx --version' does not report ${version}"
+}
+
+# with_scratch_database FN [ARGS...] — create a database of its own, apply
+# migrations/ to it, run FN with SCRATCH_DATABASE_URL pointing at it, then drop it
+# (also when FN fails). Returns FN's status.
+with_scratch_database() {
+    local name="sqlx_scratch_$$_${RANDOM}"
+    local admin="postgres://${PG_USER}@${PG_HOST}:${PG_PORT}/postgres"
+    SCRATCH_DATABASE_URL="postgres://${PG_USER}@${PG_HOST}:${PG_PORT}/${name}"
+    psql "$admin" -Xq -v ON_ERROR_STOP=1 -v name="$name" <<<'CREATE DATABASE :"name"' ||
+        die "could not create the scratch database ${name}"
+    local status=0
+    if cargo sqlx migrate run --source "$REPO_ROOT/migrations" \
+        --database-url "$SCRATCH_DATABASE_URL" >/dev/null; then
+        "$@" || status=$?
+    else
+        log "applying migrations/ to ${name} failed"
+        status=1
+    fi
+    psql "$admin" -Xq -v name="$name" <<<'DROP DATABASE IF EXISTS :"name" WITH (FORCE)' ||
+        log "could not drop the scratch database ${name}"
+    unset SCRATCH_DATABASE_URL
+    return "$status"
+}
+
+# The workspace's queries against the scratch database, in `cargo sqlx prepare`
+# mode MODE: "check" compares them with `.sqlx/`, "write" regenerates `.sqlx/`.
+_sqlx_prepare() {
+    local -a check=()
+    [[ "$1" == check ]] && check=(--check)
+    (cd "$REPO_ROOT" && SQLX_OFFLINE=false DATABASE_URL="$SCRATCH_DATABASE_URL" \
+        cargo sqlx prepare --workspace "${check[@]}" -- --all-targets)
+}
+
+# check_sqlx_offline_data — fail the run when `.sqlx/` (the offline data the builds
+# check the SQL macros against) does not match the code's queries and migrations/.
+check_sqlx_offline_data() {
+    ensure_sqlx_cli
+    log "checking .sqlx/ against the queries (cargo sqlx prepare --check)"
+    with_scratch_database _sqlx_prepare check ||
+        die ".sqlx/ is stale: run scripts/sqlx-prepare.sh (and commit .sqlx/)"
+    log ".sqlx/ is up to date"
 }
 
 # --- tansu (Kafka-protocol broker) -------------------------------------------

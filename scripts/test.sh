@@ -4,7 +4,9 @@
 #
 #   * PostgreSQL on 127.0.0.1:5432 (sqlx::test creates throwaway databases
 #     from DATABASE_URL, so it points at the "postgres" maintenance database);
-#   * a fresh in-memory tansu Kafka broker on a free port, stopped on exit.
+#   * a fresh in-memory tansu Kafka broker on a free port, stopped on exit;
+#   * sqlx-cli, to check first that `.sqlx/` (the SQL macros' offline data) matches
+#     the queries on a throwaway migrated database (stale: run scripts/sqlx-prepare.sh).
 #
 # Extra arguments go to cargo test, e.g.:
 #   scripts/test.sh -p relay
@@ -23,6 +25,10 @@ install_cleanup_trap
 
 # --- services ---------------------------------------------------------------
 ensure_postgres
+
+# --- checked SQL: `.sqlx/` matches the queries (builds read it, not a database) -----
+check_sqlx_offline_data
+
 ensure_tansu
 
 KAFKA_PORT="$(free_port)"

@@ -1,6 +1,7 @@
 //! The outbox as the relay sees it. Every statement lives in `order-postgres`
-//! (`outbox` and `relay_members`, one module per table); here due rows become the
-//! events the producer sends, and the partitions are split among the live members.
+//! (`outbox`, `outbox_dead_letters` and `relay_members`, one module per table); here
+//! due rows become the events the producer sends, and the partitions are split among
+//! the live members.
 
 use chrono::{DateTime, Utc};
 use order_kafka::OutgoingEvent;
@@ -8,9 +9,9 @@ use sqlx::PgConnection;
 
 pub use order_postgres::outbox::{
     backlog, backlog_by_partition, begin_cycle, delete, lock_partitions, parked, record_failure,
-    retry_parked, skip_parked, ParkedRow, ParkedSelection, PartitionBacklog, LOCK_CLASS,
-    PARTITIONS,
+    retry_parked, ParkedRow, ParkedSelection, PartitionBacklog, LOCK_CLASS, PARTITIONS,
 };
+pub use order_postgres::outbox_dead_letters::skip_parked;
 pub use order_postgres::relay_members::{
     heartbeat, leave, live_members, Member, MemberSession, MEMBER_LOCK_CLASS,
 };
@@ -20,7 +21,8 @@ pub use order_postgres::relay_members::{
 pub struct OutboxRow {
     pub id: i64,
     pub partition: i32,
-    pub attempts: i32,
+    /// The failed attempts so far.
+    pub attempts: u32,
     pub event: OutgoingEvent,
     /// When the row was written (≈ when its transaction committed), for the latency metric.
     pub created_at: DateTime<Utc>,

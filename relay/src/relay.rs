@@ -409,10 +409,8 @@ impl Relay {
         row: &OutboxRow,
         error: &str,
     ) -> Result<(), sqlx::Error> {
-        let retry_in = backoff(
-            u32::try_from(row.attempts + 1).unwrap_or(1),
-            self.settings.max_backoff,
-        );
+        let attempt = row.attempts + 1;
+        let retry_in = backoff(attempt, self.settings.max_backoff);
         outbox::record_failure(
             tx,
             row.id,
@@ -421,10 +419,10 @@ impl Relay {
             self.settings.max_attempts,
         )
         .await?;
-        let parked = row.attempts + 1 >= self.settings.max_attempts;
+        let parked = i64::from(attempt) >= i64::from(self.settings.max_attempts);
         tracing::error!(
             event_id = %row.event.event_id, order_id = %row.event.aggregate_id, outbox_id = row.id,
-            attempt = row.attempts + 1, parked, error = %error,
+            attempt, parked, error = %error,
             "event cannot be published; the order's later events are held back"
         );
         self.metrics

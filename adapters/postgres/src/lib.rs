@@ -4,21 +4,40 @@
 //! through this crate.
 //!
 //! # Layout
-//! - [`PgEventStore`] (`event_store.rs`): the application's `EventStore` and
-//!   `UnitOfWork` ports: events, snapshots, outbox rows and idempotency keys in one
-//!   statement per command.
-//! - [`outbox`]: every statement on the outbox and its dead letters: writing rows and
-//!   waking the relays, the relay's cycle, parked rows for operators.
-//! - [`relay_members`]: the live relays, heartbeats and member locks.
-//! - [`events`]: reads of `events` in global order (replay, rebuild) and the decoding
-//!   of a stored row, shared with the event store.
-//! - [`read_model`]: [`PgReadModel`] (`order_summaries`) and its [`rebuild`].
+//! One module per table, the only one with statements on it. A statement that spans
+//! tables lives with the table it is about, and the other tables' modules point to it.
+//! Every static statement is checked at compile time (`sqlx::query!` and its kin,
+//! against the offline data in the workspace's `.sqlx/`); the few dynamic ones say why
+//! where they stand. A row decodes through a conversion that fails on a value that does
+//! not fit (`convert.rs`), never a default.
+//!
+//! - [`events`]: `events` — a stream's events, reads in global order (replay,
+//!   rebuild), the decoding of a stored event.
+//! - `snapshots.rs`: `snapshots` — the latest snapshot, alone or with the later events.
+//! - `idempotency_keys.rs`: `idempotency_keys` — lookups and
+//!   [`purge_idempotency_keys`].
+//! - [`outbox`]: `outbox` — writing rows and waking the relays, the relay's cycle,
+//!   parked rows for operators.
+//! - [`outbox_dead_letters`]: `outbox_dead_letters` — skipping parked rows.
+//! - [`relay_members`]: `relay_members` — the live relays, heartbeats and member locks.
+//! - [`order_summaries`]: `order_summaries` — [`PgReadModel`] and its [`rebuild`].
+//! - `unit_of_work.rs`: a command's writes (`events`, `outbox`, `idempotency_keys`,
+//!   `snapshots`) in one statement, `unit_of_work/commit.sql`.
+//! - [`PgEventStore`] (`event_store.rs`): the application's `EventStore`,
+//!   `SnapshotStore` and `UnitOfWork` ports, on the modules above (no SQL of its own).
+//! - `convert.rs`: integer conversions between columns and ports, failing on misfits.
+//! - this file: the pool, the migrations, [`ping`], and the mapping of database errors.
 
+mod convert;
 mod event_store;
 pub mod events;
+mod idempotency_keys;
+pub mod order_summaries;
 pub mod outbox;
-pub mod read_model;
+pub mod outbox_dead_letters;
 pub mod relay_members;
+mod snapshots;
+mod unit_of_work;
 
 use std::time::Duration;
 
@@ -27,8 +46,9 @@ use application::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-pub use event_store::{purge_idempotency_keys, PgEventStore};
-pub use read_model::{rebuild, PgReadModel, RebuildReport};
+pub use event_store::PgEventStore;
+pub use idempotency_keys::purge_idempotency_keys;
+pub use order_summaries::{rebuild, PgReadModel, RebuildReport};
 
 /// The migrations of `migrations/`, embedded in the binaries.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
@@ -62,6 +82,17 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .run(pool)
         .await
         .context("applying database migrations")
+}
+
+/// Whether the database answers a trivial statement (the service's readiness).
+///
+/// # Errors
+/// When the database cannot be reached or fails.
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query_scalar!("SELECT 1 AS one")
+        .fetch_one(pool)
+        .await?;
+    Ok(())
 }
 
 /// Whether an error means the database could not be reached (as opposed to a query
@@ -102,7 +133,6 @@ pub struct PgReadiness(pub PgPool);
 #[async_trait::async_trait]
 impl application::Readiness for PgReadiness {
     async fn is_ready(&self) -> bool {
-        // Dynamic only in name: a constant statement with no table, checked by nothing.
-        sqlx::query("SELECT 1").execute(&self.0).await.is_ok()
+        ping(&self.0).await.is_ok()
     }
 }

@@ -1,7 +1,9 @@
-//! Every statement on `outbox` and `outbox_dead_letters`: writing rows (the command
-//! unit of work's columns, the relay's replay) and waking the relays after a commit;
-//! the relay's cycle (lock partitions, read due rows, delete, record failures); and
-//! what operators see and do (backlog, parked rows, retry, skip).
+//! Every statement on `outbox`: writing rows (the relay's replay; a command's rows are
+//! written by its statement, `unit_of_work.rs`, from `OutboxColumns`) and
+//! waking the relays after a commit; the relay's cycle (lock partitions, read due
+//! rows, delete, record failures); and what operators see and do (backlog, parked
+//! rows, retry). Skipping parked rows moves them to `outbox_dead_letters`
+//! ([`crate::outbox_dead_letters`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -9,9 +11,11 @@ use std::time::Duration;
 
 use application::EventEnvelope;
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Row, Transaction};
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 use uuid::Uuid;
+
+use crate::convert::{from_column, to_column, Misfit};
 
 /// The channel the relays `LISTEN` on.
 pub const CHANNEL: &str = "outbox";
@@ -23,8 +27,7 @@ pub const CHANNEL: &str = "outbox";
 /// # Errors
 /// When the database fails.
 pub async fn notify<'c>(executor: impl PgExecutor<'c>) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(CHANNEL)
+    sqlx::query!("SELECT pg_notify($1, '')", CHANNEL)
         .execute(executor)
         .await?;
     Ok(())
@@ -92,20 +95,22 @@ impl WakerState {
 /// When the database fails.
 pub async fn insert(conn: &mut PgConnection, events: &[EventEnvelope]) -> Result<(), sqlx::Error> {
     let columns = OutboxColumns::of(events).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO outbox (event_id, aggregate_id, version, event_type, message, occurred_at, traceparent) \
          SELECT e.event_id, e.aggregate_id, e.version, e.event_type, e.message, e.occurred_at, e.traceparent \
          FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[], $7::text[]) \
               WITH ORDINALITY AS e(event_id, aggregate_id, version, event_type, message, occurred_at, traceparent, n) \
          ORDER BY e.n",
+        &columns.event_ids,
+        &columns.aggregate_ids,
+        &columns.versions,
+        // `as _`: arrays of `&str` and of NULLable text are encoded as text[], which the
+        // macro's check (`&[String]` only) does not know.
+        &columns.types as _,
+        &columns.messages,
+        &columns.occurred,
+        &columns.traceparents as _,
     )
-    .bind(&columns.event_ids)
-    .bind(&columns.aggregate_ids)
-    .bind(&columns.versions)
-    .bind(&columns.types)
-    .bind(&columns.messages)
-    .bind(&columns.occurred)
-    .bind(&columns.traceparents)
     .execute(conn)
     .await?;
     Ok(())
@@ -113,26 +118,27 @@ pub async fn insert(conn: &mut PgConnection, events: &[EventEnvelope]) -> Result
 
 /// Outbox rows as column arrays for `UNNEST`, each with the exact JSON to publish; shared
 /// by [`insert`] and the command unit of work's statement.
-pub(super) struct OutboxColumns {
-    pub(super) event_ids: Vec<Uuid>,
-    pub(super) aggregate_ids: Vec<Uuid>,
-    pub(super) versions: Vec<i64>,
-    pub(super) types: Vec<&'static str>,
-    pub(super) messages: Vec<String>,
-    pub(super) occurred: Vec<DateTime<Utc>>,
-    pub(super) traceparents: Vec<Option<String>>,
+#[derive(Debug)]
+pub(crate) struct OutboxColumns {
+    pub(crate) event_ids: Vec<Uuid>,
+    pub(crate) aggregate_ids: Vec<Uuid>,
+    pub(crate) versions: Vec<i64>,
+    pub(crate) types: Vec<&'static str>,
+    pub(crate) messages: Vec<String>,
+    pub(crate) occurred: Vec<DateTime<Utc>>,
+    pub(crate) traceparents: Vec<Option<String>>,
 }
 
 impl OutboxColumns {
     /// # Errors
     /// When a version does not fit the column.
-    pub(super) fn of(events: &[EventEnvelope]) -> Result<Self, std::num::TryFromIntError> {
+    pub(crate) fn of(events: &[EventEnvelope]) -> Result<Self, Misfit> {
         Ok(Self {
             event_ids: events.iter().map(|e| e.event_id).collect(),
             aggregate_ids: events.iter().map(|e| e.aggregate_id.as_uuid()).collect(),
             versions: events
                 .iter()
-                .map(|e| i64::try_from(e.version))
+                .map(|e| to_column("outbox.version", e.version))
                 .collect::<Result<_, _>>()?,
             types: events.iter().map(|e| e.event_type()).collect(),
             messages: events.iter().map(|e| e.to_wire().to_string()).collect(),
@@ -153,7 +159,8 @@ pub const LOCK_CLASS: i32 = 0x6f62_7872; // "obxr"
 pub struct DueRow {
     pub id: i64,
     pub partition: i32,
-    pub attempts: i32,
+    /// The failed attempts so far.
+    pub attempts: u32,
     pub event_id: Uuid,
     pub aggregate_id: Uuid,
     pub event_type: String,
@@ -174,6 +181,7 @@ pub struct DueRow {
 /// # Errors
 /// When the database fails.
 pub async fn begin_cycle(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    // Not a query (no macro applies): the statement that opens the transaction.
     pool.begin_with(
         "BEGIN; SET LOCAL jit = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off",
     )
@@ -189,11 +197,11 @@ pub async fn lock_partitions(
     conn: &mut PgConnection,
     partitions: &[i32],
 ) -> Result<Vec<i32>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT p FROM unnest($1::int[]) AS p WHERE pg_try_advisory_xact_lock($2, p) ORDER BY p",
+    sqlx::query_scalar!(
+        r#"SELECT p AS "p!" FROM unnest($1::int[]) AS p WHERE pg_try_advisory_xact_lock($2, p) ORDER BY p"#,
+        partitions,
+        LOCK_CLASS,
     )
-    .bind(partitions)
-    .bind(LOCK_CLASS)
     .fetch_all(conn)
     .await
 }
@@ -209,39 +217,40 @@ pub async fn due(
     partitions: &[i32],
     limit: u32,
 ) -> Result<Vec<DueRow>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT o.id, o.partition, o.attempts, o.event_id, o.aggregate_id, o.event_type, o.message, \
-                o.occurred_at, o.traceparent, o.created_at \
-         FROM outbox o \
-         WHERE o.partition = ANY($1) \
-           AND o.parked_at IS NULL \
-           AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= clock_timestamp()) \
-           AND NOT EXISTS ( \
-               SELECT 1 FROM outbox b \
-               WHERE b.attempts > 0 AND b.aggregate_id = o.aggregate_id AND b.id < o.id \
-                 AND (b.parked_at IS NOT NULL OR b.next_attempt_at > clock_timestamp())) \
-         ORDER BY o.id \
-         LIMIT $2",
+    let rows = sqlx::query!(
+        r#"SELECT o.id, o.partition AS "partition!", o.attempts, o.event_id, o.aggregate_id,
+                  o.event_type, o.message, o.occurred_at, o.traceparent, o.created_at
+           FROM outbox o
+           WHERE o.partition = ANY($1)
+             AND o.parked_at IS NULL
+             AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= clock_timestamp())
+             AND NOT EXISTS (
+                 SELECT 1 FROM outbox b
+                 WHERE b.attempts > 0 AND b.aggregate_id = o.aggregate_id AND b.id < o.id
+                   AND (b.parked_at IS NOT NULL OR b.next_attempt_at > clock_timestamp()))
+           ORDER BY o.id
+           LIMIT $2"#,
+        partitions,
+        i64::from(limit),
     )
-    .bind(partitions)
-    .bind(i64::from(limit))
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| DueRow {
-            id: row.get("id"),
-            partition: row.get("partition"),
-            attempts: row.get("attempts"),
-            event_id: row.get("event_id"),
-            aggregate_id: row.get("aggregate_id"),
-            event_type: row.get("event_type"),
-            occurred_at: row.get("occurred_at"),
-            traceparent: row.get("traceparent"),
-            message: row.get("message"),
-            created_at: row.get("created_at"),
+    rows.into_iter()
+        .map(|row| {
+            Ok(DueRow {
+                id: row.id,
+                partition: row.partition,
+                attempts: from_column("outbox.attempts", row.attempts)?,
+                event_id: row.event_id,
+                aggregate_id: row.aggregate_id,
+                event_type: row.event_type,
+                occurred_at: row.occurred_at,
+                traceparent: row.traceparent,
+                message: row.message,
+                created_at: row.created_at,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Deletes published rows.
@@ -249,8 +258,7 @@ pub async fn due(
 /// # Errors
 /// When the database fails.
 pub async fn delete(conn: &mut PgConnection, ids: &[i64]) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
-        .bind(ids)
+    let done = sqlx::query!("DELETE FROM outbox WHERE id = ANY($1)", ids)
         .execute(conn)
         .await?;
     Ok(done.rows_affected())
@@ -268,16 +276,16 @@ pub async fn record_failure(
     retry_in_ms: i64,
     max_attempts: i32,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE outbox SET attempts = attempts + 1, last_error = $2, \
              next_attempt_at = clock_timestamp() + make_interval(secs => $3::float8 / 1000), \
              parked_at = CASE WHEN attempts + 1 >= $4 THEN clock_timestamp() END \
          WHERE id = $1",
+        id,
+        error,
+        retry_in_ms as f64,
+        max_attempts,
     )
-    .bind(id)
-    .bind(error)
-    .bind(retry_in_ms as f64)
-    .bind(max_attempts)
     .execute(conn)
     .await?;
     Ok(())
@@ -288,15 +296,16 @@ pub async fn record_failure(
 /// # Errors
 /// When the database fails.
 pub async fn backlog(pool: &PgPool) -> Result<(i64, f64, i64), sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT count(*) AS waiting, \
-                COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at)), 0)::float8 AS oldest_age, \
-                count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked \
-         FROM outbox",
+    let row = sqlx::query!(
+        r#"SELECT count(*) AS "waiting!",
+                  COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at)), 0)::float8
+                      AS "oldest_age!",
+                  count(*) FILTER (WHERE parked_at IS NOT NULL) AS "parked!"
+           FROM outbox"#,
     )
     .fetch_one(pool)
     .await?;
-    Ok((row.get("waiting"), row.get("oldest_age"), row.get("parked")))
+    Ok((row.waiting, row.oldest_age, row.parked))
 }
 
 /// Backlog of one partition.
@@ -312,21 +321,15 @@ pub struct PartitionBacklog {
 /// # Errors
 /// When the database fails.
 pub async fn backlog_by_partition(pool: &PgPool) -> Result<Vec<PartitionBacklog>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT partition, count(*) AS waiting, \
-                EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8 AS oldest_age \
-         FROM outbox GROUP BY partition ORDER BY partition",
+    sqlx::query_as!(
+        PartitionBacklog,
+        r#"SELECT partition AS "partition!", count(*) AS "waiting!",
+                  EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8
+                      AS "oldest_age_seconds!"
+           FROM outbox GROUP BY partition ORDER BY partition"#,
     )
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| PartitionBacklog {
-            partition: row.get("partition"),
-            waiting: row.get("waiting"),
-            oldest_age_seconds: row.get("oldest_age"),
-        })
-        .collect())
+    .await
 }
 
 /// A parked row, as operators see it.
@@ -347,25 +350,14 @@ pub struct ParkedRow {
 /// # Errors
 /// When the database fails.
 pub async fn parked(pool: &PgPool) -> Result<Vec<ParkedRow>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, event_id, aggregate_id, version, event_type, attempts, last_error, parked_at \
-         FROM outbox WHERE parked_at IS NOT NULL ORDER BY id",
+    sqlx::query_as!(
+        ParkedRow,
+        r#"SELECT id, event_id, aggregate_id, version, event_type, attempts, last_error,
+                  parked_at AS "parked_at!"
+           FROM outbox WHERE parked_at IS NOT NULL ORDER BY id"#,
     )
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| ParkedRow {
-            id: row.get("id"),
-            event_id: row.get("event_id"),
-            aggregate_id: row.get("aggregate_id"),
-            version: row.get("version"),
-            event_type: row.get("event_type"),
-            attempts: row.get("attempts"),
-            last_error: row.get("last_error"),
-            parked_at: row.get("parked_at"),
-        })
-        .collect())
+    .await
 }
 
 /// Which parked rows an operator command applies to.
@@ -377,7 +369,8 @@ pub enum ParkedSelection {
 }
 
 impl ParkedSelection {
-    fn bind(self) -> (Option<i64>, Option<Uuid>) {
+    /// The selection as the statements' parameters: a row id, an order id (NULL: any).
+    pub(crate) fn bind(self) -> (Option<i64>, Option<Uuid>) {
         match self {
             Self::All => (None, None),
             Self::Row(id) => (Some(id), None),
@@ -392,37 +385,12 @@ impl ParkedSelection {
 /// When the database fails.
 pub async fn retry_parked(pool: &PgPool, selection: ParkedSelection) -> Result<u64, sqlx::Error> {
     let (id, order) = selection.bind();
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE outbox SET parked_at = NULL, attempts = 0, next_attempt_at = NULL, last_error = NULL \
          WHERE parked_at IS NOT NULL AND ($1::bigint IS NULL OR id = $1) AND ($2::uuid IS NULL OR aggregate_id = $2)",
+        id,
+        order,
     )
-    .bind(id)
-    .bind(order)
-    .execute(pool)
-    .await?;
-    if done.rows_affected() > 0 {
-        notify(pool).await?;
-    }
-    Ok(done.rows_affected())
-}
-
-/// Moves parked rows to `outbox_dead_letters`: they will never be published, and the
-/// later rows of their orders flow again.
-///
-/// # Errors
-/// When the database fails.
-pub async fn skip_parked(pool: &PgPool, selection: ParkedSelection) -> Result<u64, sqlx::Error> {
-    let (id, order) = selection.bind();
-    let done = sqlx::query(
-        "WITH skipped AS ( \
-             DELETE FROM outbox \
-             WHERE parked_at IS NOT NULL AND ($1::bigint IS NULL OR id = $1) AND ($2::uuid IS NULL OR aggregate_id = $2) \
-             RETURNING id, event_id, aggregate_id, version, event_type, message, attempts, last_error, created_at) \
-         INSERT INTO outbox_dead_letters (id, event_id, aggregate_id, version, event_type, message, attempts, last_error, created_at) \
-         SELECT id, event_id, aggregate_id, version, event_type, message, attempts, last_error, created_at FROM skipped",
-    )
-    .bind(id)
-    .bind(order)
     .execute(pool)
     .await?;
     if done.rows_affected() > 0 {

@@ -2,24 +2,12 @@
 //! member lock each holds on a connection of its own (ADR 008).
 
 use chrono::{DateTime, Utc};
-use sqlx::{Connection, PgConnection, PgExecutor, PgPool, Row};
+use sqlx::{Connection, PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 /// First key of the session-level advisory lock each relay holds for its lifetime on
 /// its member connection; the second is the member's `session_key`.
 pub const MEMBER_LOCK_CLASS: i32 = 0x6f62_786d; // "obxm"
-
-/// Whether member `m` (an alias in the query) is alive: heard from within `$ttl`
-/// milliseconds and, when it registered a session key, still holding its lock (which
-/// PostgreSQL drops the moment the relay's connection closes, so a killed relay is
-/// dead at once rather than after the time-out).
-const LIVE_MEMBER: &str =
-    "m.heartbeat_at >= clock_timestamp() - make_interval(secs => $1::float8 / 1000) \
-     AND (m.session_key IS NULL OR EXISTS ( \
-         SELECT 1 FROM pg_locks l \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 \
-           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-           AND l.classid = $2::oid AND l.objid = m.session_key::oid))";
 
 /// A relay's own connection, holding its member lock for as long as it is open.
 #[derive(Debug)]
@@ -38,11 +26,13 @@ impl MemberSession {
         let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
         for _ in 0..8 {
             let key = rand::random_range(1..i32::MAX);
-            let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-                .bind(MEMBER_LOCK_CLASS)
-                .bind(key)
-                .fetch_one(&mut conn)
-                .await?;
+            let taken = sqlx::query_scalar!(
+                r#"SELECT pg_try_advisory_lock($1, $2) AS "taken!""#,
+                MEMBER_LOCK_CLASS,
+                key,
+            )
+            .fetch_one(&mut conn)
+            .await?;
             if taken {
                 return Ok(MemberSession { conn, key });
             }
@@ -70,21 +60,30 @@ pub async fn heartbeat(
     host: &str,
     ttl_ms: i64,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO relay_members (relay_id, host, session_key) VALUES ($1, $2, $3) \
          ON CONFLICT (relay_id) DO UPDATE SET heartbeat_at = clock_timestamp(), session_key = EXCLUDED.session_key",
+        relay_id,
+        host,
+        session.key,
     )
-    .bind(relay_id)
-    .bind(host)
-    .bind(session.key)
     .execute(&mut session.conn)
     .await?;
-    sqlx::query(&format!(
-        "DELETE FROM relay_members m WHERE m.heartbeat_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000 * 10) \
-         OR (m.session_key IS NOT NULL AND NOT ({LIVE_MEMBER}))"
-    ))
-    .bind(ttl_ms as f64)
-    .bind(MEMBER_LOCK_CLASS)
+    // A member with a session key that is not alive by the test of `live_members` is
+    // forgotten (a macro takes one literal, so both statements spell the test out).
+    sqlx::query!(
+        "DELETE FROM relay_members m \
+         WHERE m.heartbeat_at < clock_timestamp() - make_interval(secs => $1::float8 / 1000 * 10) \
+            OR (m.session_key IS NOT NULL AND NOT ( \
+                m.heartbeat_at >= clock_timestamp() - make_interval(secs => $1::float8 / 1000) \
+                AND (m.session_key IS NULL OR EXISTS ( \
+                    SELECT 1 FROM pg_locks l \
+                    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 \
+                      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                      AND l.classid = $2::integer::oid AND l.objid = m.session_key::oid))))",
+        ttl_ms as f64,
+        MEMBER_LOCK_CLASS,
+    )
     .execute(&mut session.conn)
     .await?;
     live_members(&mut session.conn, ttl_ms)
@@ -101,7 +100,10 @@ pub struct Member {
     pub heartbeat_at: DateTime<Utc>,
 }
 
-/// The live relays (see [`LIVE_MEMBER`]), sorted by id.
+/// The live relays, sorted by id. A member is alive when heard from within `ttl_ms`
+/// and, when it registered a session key, still holding its lock (which PostgreSQL
+/// drops the moment the relay's connection closes, so a killed relay is dead at once
+/// rather than after the time-out).
 ///
 /// # Errors
 /// When the database fails.
@@ -109,23 +111,21 @@ pub async fn live_members<'c>(
     executor: impl PgExecutor<'c>,
     ttl_ms: i64,
 ) -> Result<Vec<Member>, sqlx::Error> {
-    let rows = sqlx::query(&format!(
+    sqlx::query_as!(
+        Member,
         "SELECT relay_id, host, started_at, heartbeat_at FROM relay_members m \
-         WHERE {LIVE_MEMBER} ORDER BY relay_id"
-    ))
-    .bind(ttl_ms as f64)
-    .bind(MEMBER_LOCK_CLASS)
+         WHERE m.heartbeat_at >= clock_timestamp() - make_interval(secs => $1::float8 / 1000) \
+           AND (m.session_key IS NULL OR EXISTS ( \
+               SELECT 1 FROM pg_locks l \
+               WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 \
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 AND l.classid = $2::integer::oid AND l.objid = m.session_key::oid)) \
+         ORDER BY relay_id",
+        ttl_ms as f64,
+        MEMBER_LOCK_CLASS,
+    )
     .fetch_all(executor)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| Member {
-            relay_id: row.get("relay_id"),
-            host: row.get("host"),
-            started_at: row.get("started_at"),
-            heartbeat_at: row.get("heartbeat_at"),
-        })
-        .collect())
+    .await
 }
 
 /// Removes this relay from the members (on a clean stop), so the others take its
@@ -134,8 +134,7 @@ pub async fn live_members<'c>(
 /// # Errors
 /// When the database fails.
 pub async fn leave(pool: &PgPool, relay_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM relay_members WHERE relay_id = $1")
-        .bind(relay_id)
+    sqlx::query!("DELETE FROM relay_members WHERE relay_id = $1", relay_id)
         .execute(pool)
         .await?;
     Ok(())

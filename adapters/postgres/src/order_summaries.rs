@@ -1,5 +1,11 @@
-//! The order-summary read model on PostgreSQL (`order_summaries`), and its rebuild
-//! from the event store. All SQL on the read model's tables is here.
+//! Every statement on `order_summaries`, the read model: [`PgReadModel`] (the
+//! application's `ReadModel` port) and the [`rebuild`] from the event store, which
+//! fills a fresh table and swaps it in. Two statements also read `events`: the
+//! commit time of a summary's last event and the read model's lag.
+//!
+//! The rebuild's statements on its own table are dynamic SQL: that table exists only
+//! while a rebuild runs, so no compile-time check can see it; they are built from the
+//! constant table names only.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -9,10 +15,10 @@ use application::{OrderSummary, ReadModel, StoreError, SummaryFilter};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{CustomerId, OrderId, OrderStatus};
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::convert::{from_column, to_column, Misfit};
 use crate::store_error;
 
 /// The live table.
@@ -39,25 +45,42 @@ impl PgReadModel {
     }
 }
 
-const COLUMNS: &str = "order_id, customer_id, status, total, currency, product_ids, last_version, \
-                       last_event_id, last_recorded_at, created_at, updated_at";
+/// One stored summary.
+#[derive(Debug)]
+struct SummaryRow {
+    order_id: Uuid,
+    customer_id: String,
+    status: String,
+    total: i64,
+    currency: String,
+    product_ids: Vec<String>,
+    last_version: i64,
+    last_event_id: Uuid,
+    last_recorded_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
 
-fn summary(row: &PgRow) -> Result<OrderSummary, StoreError> {
-    let status: String = row.get("status");
-    Ok(OrderSummary {
-        order_id: OrderId::from_uuid(row.get("order_id")),
-        customer_id: row.get("customer_id"),
-        status: OrderStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("read model status {status:?}")))?,
-        total: u64::try_from(row.get::<i64, _>("total")).unwrap_or_default(),
-        currency: row.get("currency"),
-        product_ids: row.get("product_ids"),
-        version: u64::try_from(row.get::<i64, _>("last_version")).unwrap_or_default(),
-        last_event_id: row.get("last_event_id"),
-        last_recorded_at: row.get("last_recorded_at"),
-        created_at: row.get("created_at"),
-        updated_at: row.get("updated_at"),
-    })
+impl TryFrom<SummaryRow> for OrderSummary {
+    type Error = StoreError;
+
+    fn try_from(row: SummaryRow) -> Result<Self, StoreError> {
+        Ok(OrderSummary {
+            order_id: OrderId::from_uuid(row.order_id),
+            customer_id: row.customer_id,
+            status: OrderStatus::parse(&row.status).ok_or_else(|| {
+                StoreError::Corrupt(format!("order_summaries.status = {:?}", row.status))
+            })?,
+            total: from_column("order_summaries.total", row.total)?,
+            currency: row.currency,
+            product_ids: row.product_ids,
+            version: from_column("order_summaries.last_version", row.last_version)?,
+            last_event_id: row.last_event_id,
+            last_recorded_at: row.last_recorded_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
 }
 
 /// The read model's columns of some summaries, one array per column, bound to
@@ -77,18 +100,20 @@ struct Columns<'a> {
     updated: Vec<DateTime<Utc>>,
 }
 
-/// The rows of [`Columns`], as `s.*`.
+/// The rows of [`Columns`], as `s.*` (for the rebuild's table).
 const UNNEST: &str = "FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::jsonb[], \
                       $7::bigint[], $8::uuid[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[]) \
                       AS s(order_id, customer_id, status, total, currency, products, version, event_id, \
                            recorded_at, created_at, updated_at)";
 
-/// The columns an insert names, in [`Columns`] order.
+/// The columns an insert names, in [`Columns`] order (for the rebuild's table).
 const INSERTED: &str = "(order_id, customer_id, status, total, currency, product_ids, item_count, \
                         last_version, last_event_id, last_recorded_at, created_at, updated_at)";
 
 impl<'a> Columns<'a> {
-    fn of(summaries: &'a [OrderSummary]) -> Self {
+    /// # Errors
+    /// When a total or a version does not fit its column.
+    fn of(summaries: &'a [OrderSummary]) -> Result<Self, Misfit> {
         let n = summaries.len();
         let mut c = Columns {
             ids: Vec::with_capacity(n),
@@ -107,20 +132,21 @@ impl<'a> Columns<'a> {
             c.ids.push(s.order_id.as_uuid());
             c.customers.push(s.customer_id.as_str());
             c.statuses.push(s.status.as_str());
-            c.totals.push(i64::try_from(s.total).unwrap_or(i64::MAX));
+            c.totals.push(to_column("order_summaries.total", s.total)?);
             c.currencies.push(s.currency.as_str());
             c.products
                 .push(serde_json::Value::from(s.product_ids.clone()));
             c.versions
-                .push(i64::try_from(s.version).unwrap_or(i64::MAX));
+                .push(to_column("order_summaries.last_version", s.version)?);
             c.event_ids.push(s.last_event_id);
             c.recorded.push(s.last_recorded_at);
             c.created.push(s.created_at);
             c.updated.push(s.updated_at);
         }
-        c
+        Ok(c)
     }
 
+    /// Runs the rebuild's dynamic `sql` (on its own table) with the columns bound.
     async fn execute(self, conn: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error> {
         sqlx::query(sql)
             .bind(self.ids)
@@ -140,31 +166,47 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// Writes summaries into `table`; a stored row at the same or a later version is kept.
-/// A missing `last_recorded_at` is read from the event store by event id.
-async fn upsert(
-    conn: &mut PgConnection,
-    table: &str,
-    summaries: &[OrderSummary],
-) -> Result<(), sqlx::Error> {
-    let sql = format!(
-        "INSERT INTO {table} {INSERTED} \
-         SELECT s.order_id, s.customer_id, s.status, s.total, s.currency, \
-                ARRAY(SELECT jsonb_array_elements_text(s.products)), jsonb_array_length(s.products), \
-                s.version, s.event_id, \
-                coalesce(s.recorded_at, (SELECT e.recorded_at FROM events e WHERE e.event_id = s.event_id)), \
-                s.created_at, s.updated_at \
-         {UNNEST} \
-         ON CONFLICT (order_id) DO UPDATE SET \
-             customer_id = EXCLUDED.customer_id, status = EXCLUDED.status, total = EXCLUDED.total, \
-             currency = EXCLUDED.currency, product_ids = EXCLUDED.product_ids, \
-             item_count = EXCLUDED.item_count, last_version = EXCLUDED.last_version, \
-             last_event_id = EXCLUDED.last_event_id, last_recorded_at = EXCLUDED.last_recorded_at, \
-             created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at \
-         WHERE {table}.last_version < EXCLUDED.last_version"
-    );
+/// Writes summaries into the read model; a stored row at the same or a later version is
+/// kept. A missing `last_recorded_at` is read from the event store by event id.
+async fn upsert(conn: &mut PgConnection, summaries: &[OrderSummary]) -> Result<(), sqlx::Error> {
     for chunk in summaries.chunks(WRITE_CHUNK) {
-        Columns::of(chunk).execute(conn, &sql).await?;
+        let c = Columns::of(chunk)?;
+        sqlx::query!(
+            "INSERT INTO order_summaries (order_id, customer_id, status, total, currency, product_ids, \
+                                          item_count, last_version, last_event_id, last_recorded_at, \
+                                          created_at, updated_at) \
+             SELECT s.order_id, s.customer_id, s.status, s.total, s.currency, \
+                    ARRAY(SELECT jsonb_array_elements_text(s.products)), jsonb_array_length(s.products), \
+                    s.version, s.event_id, \
+                    coalesce(s.recorded_at, (SELECT e.recorded_at FROM events e WHERE e.event_id = s.event_id)), \
+                    s.created_at, s.updated_at \
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::jsonb[], \
+                         $7::bigint[], $8::uuid[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[]) \
+                  AS s(order_id, customer_id, status, total, currency, products, version, event_id, \
+                       recorded_at, created_at, updated_at) \
+             ON CONFLICT (order_id) DO UPDATE SET \
+                 customer_id = EXCLUDED.customer_id, status = EXCLUDED.status, total = EXCLUDED.total, \
+                 currency = EXCLUDED.currency, product_ids = EXCLUDED.product_ids, \
+                 item_count = EXCLUDED.item_count, last_version = EXCLUDED.last_version, \
+                 last_event_id = EXCLUDED.last_event_id, last_recorded_at = EXCLUDED.last_recorded_at, \
+                 created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at \
+             WHERE order_summaries.last_version < EXCLUDED.last_version",
+            &c.ids,
+            // `as _`: arrays of `&str` and of NULLable values, which the macro's check
+            // (`&[String]`, `&[DateTime]` only) does not know.
+            &c.customers as _,
+            &c.statuses as _,
+            &c.totals,
+            &c.currencies as _,
+            &c.products,
+            &c.versions,
+            &c.event_ids,
+            &c.recorded as _,
+            &c.created,
+            &c.updated,
+        )
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
@@ -174,6 +216,7 @@ async fn insert_new(
     conn: &mut PgConnection,
     summaries: &[OrderSummary],
 ) -> Result<(), sqlx::Error> {
+    // Dynamic: the rebuild's table (see the module's doc).
     let sql = format!(
         "INSERT INTO {REBUILD_TABLE} {INSERTED} \
          SELECT s.order_id, s.customer_id, s.status, s.total, s.currency, \
@@ -182,7 +225,7 @@ async fn insert_new(
          {UNNEST}"
     );
     for chunk in summaries.chunks(WRITE_CHUNK) {
-        Columns::of(chunk).execute(conn, &sql).await?;
+        Columns::of(chunk)?.execute(conn, &sql).await?;
     }
     Ok(())
 }
@@ -191,21 +234,22 @@ async fn insert_new(
 impl ReadModel for PgReadModel {
     async fn summaries(&self, ids: &[OrderId]) -> Result<Vec<OrderSummary>, StoreError> {
         let ids: Vec<Uuid> = ids.iter().map(OrderId::as_uuid).collect();
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM {TABLE} WHERE order_id = ANY($1)"
-        ))
-        .bind(&ids)
+        let rows = sqlx::query_as!(
+            SummaryRow,
+            "SELECT order_id, customer_id, status, total, currency, product_ids, last_version, \
+                    last_event_id, last_recorded_at, created_at, updated_at \
+             FROM order_summaries WHERE order_id = ANY($1)",
+            &ids,
+        )
         .fetch_all(&self.pool)
         .await
         .map_err(store_error)?;
-        rows.iter().map(summary).collect()
+        rows.into_iter().map(OrderSummary::try_from).collect()
     }
 
     async fn save(&self, summaries: &[OrderSummary]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        upsert(&mut tx, TABLE, summaries)
-            .await
-            .map_err(store_error)?;
+        upsert(&mut tx, summaries).await.map_err(store_error)?;
         tx.commit().await.map_err(store_error)
     }
 
@@ -213,33 +257,37 @@ impl ReadModel for PgReadModel {
         let (after_at, after_id) = filter
             .after
             .map_or((None, None), |(at, id)| (Some(at), Some(id.as_uuid())));
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM {TABLE} \
+        let rows = sqlx::query_as!(
+            SummaryRow,
+            "SELECT order_id, customer_id, status, total, currency, product_ids, last_version, \
+                    last_event_id, last_recorded_at, created_at, updated_at \
+             FROM order_summaries \
              WHERE ($1::text IS NULL OR customer_id = $1) \
                AND ($2::text IS NULL OR status = $2) \
                AND ($3::timestamptz IS NULL OR (created_at, order_id) < ($3, $4::uuid)) \
-             ORDER BY created_at DESC, order_id DESC LIMIT $5"
-        ))
-        .bind(filter.customer_id.as_ref().map(CustomerId::as_str))
-        .bind(filter.status.map(OrderStatus::as_str))
-        .bind(after_at)
-        .bind(after_id)
-        .bind(i64::from(filter.limit))
+             ORDER BY created_at DESC, order_id DESC LIMIT $5",
+            filter.customer_id.as_ref().map(CustomerId::as_str),
+            filter.status.map(OrderStatus::as_str),
+            after_at,
+            after_id,
+            i64::from(filter.limit),
+        )
         .fetch_all(&self.pool)
         .await
         .map_err(store_error)?;
-        rows.iter().map(summary).collect()
+        rows.into_iter().map(OrderSummary::try_from).collect()
     }
 
     async fn lag(&self) -> Result<Duration, StoreError> {
         // The newest committed event against the newest applied one; before anything
         // is applied, against the first event.
-        let lag_ms: f64 = sqlx::query_scalar(&format!(
-            "SELECT coalesce(greatest(0, extract(epoch FROM \
-                 (SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1) \
-               - coalesce((SELECT max(last_recorded_at) FROM {TABLE}), \
-                          (SELECT recorded_at FROM events ORDER BY global_position LIMIT 1))) * 1000), 0)::float8"
-        ))
+        let lag_ms = sqlx::query_scalar!(
+            r#"SELECT coalesce(greatest(0, extract(epoch FROM
+                   (SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1)
+                 - coalesce((SELECT max(last_recorded_at) FROM order_summaries),
+                            (SELECT recorded_at FROM events ORDER BY global_position LIMIT 1))) * 1000),
+                   0)::float8 AS "lag_ms!""#,
+        )
         .fetch_one(&self.pool)
         .await
         .map_err(store_error)?;
@@ -295,7 +343,7 @@ async fn fold_events(
     }
 }
 
-/// Creates the indexes of a read-model table named `table`.
+/// Creates the indexes of a read-model table named `table` (dynamic: the rebuild's).
 fn index_statements(table: &str) -> Vec<String> {
     vec![
         format!("ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY (order_id)"),
@@ -312,7 +360,7 @@ fn index_statements(table: &str) -> Vec<String> {
 ///
 /// The swap locks the live table (the projector waits), folds the events committed
 /// since the bulk read (re-reading a window before it, for transactions that
-/// committed late) and renames. The result is complete up to the swap; later events
+/// committed late), renames, and writes what the late events changed. The result is complete up to the swap; later events
 /// reach it through the projector, which skips what the rebuild already applied.
 ///
 /// # Errors
@@ -334,11 +382,13 @@ pub async fn rebuild(pool: &PgPool) -> anyhow::Result<RebuildReport> {
     write_rebuild_table(&mut conn, &all).await?;
 
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    sqlx::query(&format!("LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE"))
+    sqlx::query!("LOCK TABLE order_summaries IN ACCESS EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
-    events += catch_up(&mut tx, &mut summaries, read_to).await?;
+    let (late, caught_up) = catch_up(&mut tx, &mut summaries, read_to).await?;
+    events += late;
     swap_in(&mut tx).await?;
+    upsert(&mut tx, &caught_up).await?;
     tx.commit()
         .await
         .context("swapping the rebuilt read model in")?;
@@ -350,8 +400,8 @@ pub async fn rebuild(pool: &PgPool) -> anyhow::Result<RebuildReport> {
 }
 
 /// Creates the rebuild's table afresh and fills it with `summaries`: a bulk load into an
-/// unlogged table, then the indexes (faster than maintaining them row by row). The
-/// statements are dynamic only in the table names, which are constants.
+/// unlogged table, then the indexes (faster than maintaining them row by row).
+/// Dynamic SQL: the table exists only during a rebuild; the names are constants.
 async fn write_rebuild_table(
     conn: &mut PgConnection,
     summaries: &[OrderSummary],
@@ -380,14 +430,14 @@ async fn write_rebuild_table(
 }
 
 /// With the live table locked: folds again the events from a window before `read_to`
-/// (a transaction that committed late under an earlier position is caught) and
-/// upserts the summaries that moved into the rebuild's table; returns how many events
-/// were new.
+/// (a transaction that committed late under an earlier position is caught); returns
+/// how many events were new and the summaries that moved, to be upserted into the
+/// rebuilt table once it is swapped in.
 async fn catch_up(
     tx: &mut PgConnection,
     summaries: &mut HashMap<Uuid, Option<OrderSummary>>,
     read_to: i64,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, Vec<OrderSummary>)> {
     let before: HashMap<Uuid, u64> = summaries
         .iter()
         .filter_map(|(id, s)| s.as_ref().map(|s| (*id, s.version)))
@@ -399,12 +449,11 @@ async fn catch_up(
         .filter_map(|(id, s)| s.as_ref().filter(|s| before.get(id) != Some(&s.version)))
         .cloned()
         .collect();
-    upsert(&mut *tx, REBUILD_TABLE, &caught_up).await?;
-    Ok(late)
+    Ok((late, caught_up))
 }
 
 /// Puts the rebuilt table in the live one's place, with the live names of its
-/// constraint and indexes.
+/// constraint and indexes. Dynamic SQL: the rebuild's table exists only now.
 async fn swap_in(tx: &mut PgConnection) -> anyhow::Result<()> {
     for statement in [
         format!("ALTER TABLE {TABLE} RENAME TO order_summaries_replaced"),
