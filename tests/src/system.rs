@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapters::service::{build_router, run, ServiceSettings};
+use order_service::service::{build_router, run, ServiceSettings};
 use order_kafka::{KafkaPublisher, ProducerSettings};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -124,7 +124,7 @@ impl System {
         let pool = self.pool.clone();
         let shutdown = wait_for(self.stopped.clone());
         self.tasks.push(tokio::spawn(async move {
-            adapters::service::run_projector(pool, settings, shutdown)
+            order_service::service::run_projector(pool, settings, shutdown)
                 .await
                 .expect("projector");
         }));

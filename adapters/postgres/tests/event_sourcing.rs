@@ -2,7 +2,7 @@
 //! old schema versions are upcast when read (never rewritten), and snapshots change how
 //! fast an order loads, never what it loads to.
 //!
-//! Run with `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p adapters --test event_sourcing`.
+//! Run with `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p order-service --test event_sourcing`.
 
 use std::sync::{Arc, Mutex};
 

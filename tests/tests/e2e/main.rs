@@ -324,7 +324,7 @@ async fn the_tokens_subject_is_the_user_in_the_kafka_metadata() {
     };
     let customer = format!("Bearer {}", token("alice", "customer", Some("c-jwt")));
     let operator = format!("Bearer {}", token("olga", "operator", None));
-    let settings = adapters::service::ServiceSettings {
+    let settings = order_service::service::ServiceSettings {
         auth: auth.clone(),
         ..Default::default()
     };

@@ -3,7 +3,7 @@
 //! checks, row counts and the standard bodies.
 #![allow(dead_code, unreachable_pub)]
 
-use adapters::service::{build_router, ServiceSettings};
+use order_service::service::{build_router, ServiceSettings};
 use axum::body::{to_bytes, Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::Router;

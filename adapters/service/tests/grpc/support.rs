@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use adapters::service::{build_grpc, run_grpc, ServiceSettings};
+use order_service::service::{build_grpc, run_grpc, ServiceSettings};
 use order_api::auth::{expiry_in, now_seconds, Authenticator, Claims};
 use order_grpc::proto::{self, order_service_client::OrderServiceClient};
 use sqlx::PgPool;

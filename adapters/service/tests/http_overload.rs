@@ -5,13 +5,13 @@
 //! The database pool is made "saturated" for real: the test holds the only connection
 //! of a one-connection pool, so every request has to wait for it.
 //!
-//! Run with `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p adapters --test http_overload`.
+//! Run with `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p order-service --test http_overload`.
 
 mod support;
 
 use std::time::Duration;
 
-use adapters::service::{build_router, run, ServiceSettings};
+use order_service::service::{build_router, run, ServiceSettings};
 use axum::http::StatusCode;
 use order_api::RequestLimits;
 use sqlx::postgres::PgPoolOptions;

@@ -3,11 +3,11 @@
 //! history, `X-User-Id` ignored under JWT, idempotency keys per user; and the
 //! start-up rules of `order-service` (one of `JWT_SECRET` and `AUTH_MODE=none`).
 //!
-//! Run with `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p adapters --test http_auth`.
+//! Run with `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p order-service --test http_auth`.
 
 mod support;
 
-use adapters::service::{Cli, ServiceSettings};
+use order_service::service::{Cli, ServiceSettings};
 use axum::http::{Method, StatusCode};
 use clap::Parser;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use adapters::service::ServiceSettings;
+use order_service::service::ServiceSettings;
 use order_api::RequestLimits;
 use order_grpc::proto;
 use sqlx::PgPool;

@@ -12,14 +12,14 @@
 //! database; a failure prints the request that caused it. The outcome counts are
 //! printed at the end (`--nocapture` shows them).
 //!
-//! Run with `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p adapters --test http_fuzz -- --nocapture`.
+//! Run with `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p order-service --test http_fuzz -- --nocapture`.
 
 mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use adapters::service::{build_router, ServiceSettings};
+use order_service::service::{build_router, ServiceSettings};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::Router;
 use order_api::auth::{expiry_in, now_seconds, Authenticator, Claims};

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use adapters::service::{build_router, ServiceSettings};
+use order_service::service::{build_router, ServiceSettings};
 use axum::body::{to_bytes, Body};
 use axum::http::{Method, Request as HttpRequest};
 use order_api::auth::now_seconds;

@@ -2,7 +2,7 @@
 //! real answers, driven in-process (`tower::ServiceExt::oneshot`) on a real PostgreSQL
 //! with a throwaway database per test.
 //!
-//! Run with `scripts/test.sh -p adapters --test openapi`.
+//! Run with `scripts/test.sh -p order-service --test openapi`.
 //!
 //! - The document describes exactly API.md's routes ([`ROUTES`]), each of them is routed,
 //!   and no route can be served undocumented.
@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use adapters::service::{build_router, ServiceSettings};
+use order_service::service::{build_router, ServiceSettings};
 use application::envelope::from_wire;
 use application::Projector;
 use axum::body::{to_bytes, Body};

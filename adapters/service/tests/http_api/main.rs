@@ -1,7 +1,7 @@
 //! The HTTP API against `shared/API.md`, driven in-process (`tower::ServiceExt::oneshot`)
 //! on a real PostgreSQL with a throwaway database per test; one module per concern.
 //!
-//! Run with `scripts/test.sh -p adapters --test http_api`.
+//! Run with `scripts/test.sh -p order-service --test http_api`.
 //!
 //! Every rejected request goes through [`Api::assert_rejected_without_writes`], which
 //! checks the status, the problem+json body and that no event, outbox row or
@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use adapters::service::{build_router, ServiceSettings};
+use order_service::service::{build_router, ServiceSettings};
 use axum::http::{Method, StatusCode};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};

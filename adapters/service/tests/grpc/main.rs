@@ -2,7 +2,7 @@
 //! on 127.0.0.1:0, driven with the generated client, on a real PostgreSQL with a
 //! throwaway database per test.
 //!
-//! Run with `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p adapters --test grpc`.
+//! Run with `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p order-service --test grpc`.
 //!
 //! Every rejected call goes through [`support::Server::assert_rejected_without_writes`], which
 //! checks the code and that no event, outbox row or idempotency record was written.

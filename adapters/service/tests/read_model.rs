@@ -1,12 +1,12 @@
 //! The read side on a real PostgreSQL: the projector (fed envelopes exactly as a Kafka
 //! consumer decodes them), `GET /orders` and the rebuild.
 //!
-//! Run with `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p adapters --test read_model`.
+//! Run with `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p order-service --test read_model`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::service::{build_router, ServiceSettings};
+use order_service::service::{build_router, ServiceSettings};
 use application::envelope::from_wire;
 use application::{Applied, EventEnvelope, Projector, ReadModel};
 use axum::body::{to_bytes, Body};

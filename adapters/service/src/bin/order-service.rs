@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use adapters::service::{self, Cli, Command, LogFormat, ProjectionsCommand};
+use order_service::service::{self, Cli, Command, LogFormat, ProjectionsCommand};
 use anyhow::Context;
 use clap::Parser;
 
