@@ -23,9 +23,11 @@
 //! - [`metrics`]: Prometheus metrics and the readiness flag.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, and the operator subcommands.
 //! - [`relay`]: the publishing loop.
+//! - [`daemon`]: what the binary runs: the daemon with its admin server, or a subcommand.
 
 pub mod admin;
 pub mod config;
+pub mod daemon;
 pub mod metrics;
 pub mod outbox;
 pub mod relay;
