@@ -303,8 +303,7 @@ async fn bench_rebuild(pool: &PgPool, total: usize) {
 // ---------------------------------------------------------------------------------
 
 async fn bench_lag(seconds: usize, rate: usize) {
-    let mut system = System::start(1).await;
-    system.start_projector();
+    let system = System::start_with_projector(1).await;
     // Its own connections, so the samples do not queue behind the service's.
     let read_model = PgReadModel::new(
         order_postgres::connect_lazy(&system.database_url, 2, Duration::from_secs(5)).unwrap(),

@@ -1,12 +1,13 @@
 //! The running system for one test: a fresh database, a fresh topic, the real
-//! `order-service` HTTP app and `outbox-relay` loop on them, and a Kafka consumer.
+//! `order-service` [`App`] (HTTP and gRPC, the projector when asked) and `outbox-relay`
+//! loop on them, and a Kafka consumer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use order_service::service::{build_router, run, ServiceSettings};
 use order_kafka::{KafkaPublisher, ProducerSettings};
+use order_service::{App, Listeners, ServiceSettings};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -45,7 +46,10 @@ pub struct Received {
 /// One system under test. Dropping it does not clean up; call [`System::stop`].
 #[derive(Debug)]
 pub struct System {
+    /// The HTTP API's base URL (`http://127.0.0.1:PORT`).
     pub http: String,
+    /// The gRPC API's endpoint (`http://127.0.0.1:PORT`).
+    pub grpc: String,
     pub client: reqwest::Client,
     pub pool: PgPool,
     /// The URL of the system's own database.
@@ -67,6 +71,16 @@ impl System {
 
     /// As [`System::start`], with the service built from `settings`.
     pub async fn start_with(relays: usize, settings: &ServiceSettings) -> System {
+        Self::launch(relays, settings, false).await
+    }
+
+    /// As [`System::start`], with the read model's projector running in the service,
+    /// as `order-service` runs it, in a consumer group of its own.
+    pub async fn start_with_projector(relays: usize) -> System {
+        Self::launch(relays, &ServiceSettings::default(), true).await
+    }
+
+    async fn launch(relays: usize, settings: &ServiceSettings, projector: bool) -> System {
         let database = format!("e2e_{}", Uuid::now_v7().simple());
         let mut admin = PgConnection::connect(&admin_database_url())
             .await
@@ -84,20 +98,27 @@ impl System {
         create_topic(&topic, 3).await;
 
         let (stop, stopped) = watch::channel(false);
-        let mut tasks = Vec::new();
-
-        let router = build_router(pool.clone(), settings).expect("router");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let http = format!("http://{}", listener.local_addr().expect("addr"));
+        let listeners = Listeners {
+            http: bind_any().await,
+            grpc: bind_any().await,
+        };
+        let projector = projector.then(|| order_kafka::projector::ProjectorSettings {
+            brokers: brokers(),
+            topic: topic.clone(),
+            group_id: format!("order-service-projector-{}", Uuid::now_v7().simple()),
+            max_batch: 500,
+        });
+        let app = App::build(pool.clone(), settings, listeners, projector).expect("the app builds");
+        let http = format!("http://{}", app.http_addr().expect("HTTP address"));
+        let grpc = format!("http://{}", app.grpc_addr().expect("gRPC address"));
         let shutdown = wait_for(stopped.clone());
-        tasks.push(tokio::spawn(async move {
-            run(router, listener, shutdown).await.expect("service");
-        }));
+        let tasks = vec![tokio::spawn(async move {
+            app.run(shutdown).await.expect("order-service");
+        })];
 
         let mut system = System {
             http,
+            grpc,
             client: reqwest::Client::new(),
             pool,
             database_url: url,
@@ -110,24 +131,6 @@ impl System {
         };
         system.start_relays(relays);
         system
-    }
-
-    /// Starts the read model's projector, as `order-service` runs it, consuming the
-    /// system's topic in a consumer group of its own.
-    pub fn start_projector(&mut self) {
-        let settings = order_kafka::projector::ProjectorSettings {
-            brokers: brokers(),
-            topic: self.topic.clone(),
-            group_id: format!("order-service-projector-{}", Uuid::now_v7().simple()),
-            max_batch: 500,
-        };
-        let pool = self.pool.clone();
-        let shutdown = wait_for(self.stopped.clone());
-        self.tasks.push(tokio::spawn(async move {
-            order_service::service::run_projector(pool, settings, shutdown)
-                .await
-                .expect("projector");
-        }));
     }
 
     /// The Prometheus text of every in-process relay's metrics.
@@ -360,4 +363,10 @@ pub async fn create_topic_at(brokers: &str, topic: &str, partitions: i32) {
     for result in results {
         result.expect("topic created");
     }
+}
+
+async fn bind_any() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a free port")
 }

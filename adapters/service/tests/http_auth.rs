@@ -7,11 +7,11 @@
 
 mod support;
 
-use order_service::service::{Cli, ServiceSettings};
 use axum::http::{Method, StatusCode};
 use clap::Parser;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use order_api::auth::{expiry_in, now_seconds, Authenticator, Claims};
+use order_service::{Cli, ServiceSettings};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::time::Duration;

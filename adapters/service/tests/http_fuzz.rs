@@ -19,10 +19,10 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use order_service::service::{build_router, ServiceSettings};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::Router;
 use order_api::auth::{expiry_in, now_seconds, Authenticator, Claims};
+use order_service::{build_router, ServiceSettings};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

@@ -11,9 +11,9 @@ mod support;
 
 use std::time::Duration;
 
-use order_service::service::{build_router, run, ServiceSettings};
 use axum::http::StatusCode;
 use order_api::RequestLimits;
+use order_service::{build_router, run, ServiceSettings};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use support::*;

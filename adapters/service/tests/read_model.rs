@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use order_service::service::{build_router, ServiceSettings};
 use application::envelope::from_wire;
 use application::{Applied, EventEnvelope, Projector, ReadModel};
 use axum::body::{to_bytes, Body};
@@ -15,6 +14,7 @@ use axum::Router;
 use domain::OrderId;
 use order_postgres::events::{in_global_order, ReplayFilter};
 use order_postgres::{rebuild, PgEventStore, PgReadModel};
+use order_service::{build_router, ServiceSettings};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tower::ServiceExt;

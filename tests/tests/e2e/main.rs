@@ -3,6 +3,7 @@
 //!
 //! Run with `scripts/test.sh` (it starts the broker and sets `KAFKA_BROKERS`).
 
+mod grpc;
 mod read_side;
 mod relay_faults;
 
@@ -324,7 +325,7 @@ async fn the_tokens_subject_is_the_user_in_the_kafka_metadata() {
     };
     let customer = format!("Bearer {}", token("alice", "customer", Some("c-jwt")));
     let operator = format!("Bearer {}", token("olga", "operator", None));
-    let settings = order_service::service::ServiceSettings {
+    let settings = order_service::ServiceSettings {
         auth: auth.clone(),
         ..Default::default()
     };

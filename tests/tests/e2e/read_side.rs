@@ -24,8 +24,7 @@ fn new_order(customer: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_list_eventually_shows_every_order_with_its_status_and_version_and_no_lag() {
-    let mut system = System::start(1).await;
-    system.start_projector();
+    let system = System::start_with_projector(1).await;
 
     // id -> (status, version) as the write side answered.
     let mut expected: HashMap<String, (&str, u64)> = HashMap::new();

@@ -4,7 +4,7 @@
 //! Every route is registered here, through `utoipa-axum`'s [`OpenApiRouter`] and its
 //! `routes!` macro, which takes only handlers annotated with `#[utoipa::path]`: a route
 //! cannot be served without being in the document, and the document describes exactly
-//! the routes served. `adapters/tests/openapi.rs` checks the document against API.md's
+//! the routes served. `adapters/service/tests/openapi/` checks the document against API.md's
 //! list of routes and real answers against its schemas.
 //!
 //! # Layout

@@ -1,7 +1,7 @@
 //! Schemas of the bodies that no Rust type of the HTTP layer describes on its own: the
 //! problem body, the string enums, the history's event envelope and the health answer.
 //! These types are documentation only (never built); each mirrors what the code writes,
-//! and the schema test of `adapters/tests/openapi.rs` checks real answers against them.
+//! and the schema test of `adapters/service/tests/openapi/` checks real answers against them.
 
 #![allow(dead_code, reason = "schema-only types: described, never built")]
 

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use order_service::service::ServiceSettings;
 use order_api::RequestLimits;
 use order_grpc::proto;
+use order_service::ServiceSettings;
 use sqlx::PgPool;
 use tonic::Code;
 use uuid::Uuid;

@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use order_service::service::{build_router, ServiceSettings};
 use axum::body::{to_bytes, Body};
 use axum::http::{Method, Request as HttpRequest};
 use order_api::auth::now_seconds;
 use order_grpc::proto;
+use order_service::{build_router, ServiceSettings};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tonic::Code;

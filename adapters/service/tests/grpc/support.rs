@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use order_service::service::{build_grpc, run_grpc, ServiceSettings};
 use order_api::auth::{expiry_in, now_seconds, Authenticator, Claims};
 use order_grpc::proto::{self, order_service_client::OrderServiceClient};
+use order_service::{build_grpc, run_grpc, ServiceSettings};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -177,7 +177,7 @@ impl Server {
     }
 
     pub(crate) async fn with_settings(pool: PgPool, settings: &ServiceSettings) -> Self {
-        let routes = build_grpc(pool.clone(), settings).expect("the gRPC service builds");
+        let routes = build_grpc(pool.clone(), settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a free port");

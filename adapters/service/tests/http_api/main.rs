@@ -9,9 +9,9 @@
 
 use std::time::Duration;
 
-use order_service::service::{build_router, ServiceSettings};
 use axum::http::{Method, StatusCode};
 use chrono::{DateTime, SecondsFormat, Utc};
+use order_service::{build_router, ServiceSettings};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;

@@ -15,7 +15,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use order_service::service::{build_router, ServiceSettings};
 use application::envelope::from_wire;
 use application::Projector;
 use axum::body::{to_bytes, Body};
@@ -24,6 +23,7 @@ use axum::Router;
 use chrono::{SecondsFormat, Utc};
 use order_postgres::events::{in_global_order, ReplayFilter};
 use order_postgres::{PgEventStore, PgReadModel};
+use order_service::{build_router, ServiceSettings};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tower::ServiceExt;

@@ -3,11 +3,11 @@
 //! checks, row counts and the standard bodies.
 #![allow(dead_code, unreachable_pub)]
 
-use order_service::service::{build_router, ServiceSettings};
 use axum::body::{to_bytes, Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::Router;
 use chrono::{DateTime, SecondsFormat, Utc};
+use order_service::{build_router, ServiceSettings};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tower::ServiceExt;

@@ -1,0 +1,293 @@
+//! The `order-service` process as a library: [`App::build`] wires the use cases once
+//! for both APIs, [`App::run`] runs HTTP, gRPC, the projector and the purge until a
+//! stop, and says why each ended. The binary and the end-to-end harness both run it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use application::{
+    OrderCommands, OrderQueries, Projector, PublishAll, SummaryQueries, SystemClock,
+};
+use axum::Router;
+use domain::OrderFactory;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+
+use order_grpc::GrpcState;
+use order_http::{router, AppState, HttpMetrics};
+use order_kafka::projector::ProjectorSettings;
+use order_postgres::{PgEventStore, PgReadModel, PgReadiness};
+
+use crate::settings::{ServiceSettings, PURGE_EVERY};
+
+/// The sockets the APIs serve on, bound by the caller (so `:0` is resolved, and a
+/// port in use fails before anything starts).
+#[derive(Debug)]
+pub struct Listeners {
+    pub http: TcpListener,
+    pub grpc: TcpListener,
+}
+
+/// The wired service, ready to run.
+#[derive(Debug)]
+pub struct App {
+    pool: PgPool,
+    router: Router,
+    grpc: Routes,
+    listeners: Listeners,
+    projector: Option<ProjectorSettings>,
+}
+
+impl App {
+    /// Wires the use cases on `pool` once and builds both APIs on them; `projector`
+    /// `None` leaves the read model to another process.
+    ///
+    /// # Errors
+    /// When the metrics registry cannot be built.
+    pub fn build(
+        pool: PgPool,
+        settings: &ServiceSettings,
+        listeners: Listeners,
+        projector: Option<ProjectorSettings>,
+    ) -> anyhow::Result<Self> {
+        let use_cases = UseCases::build(&pool, settings);
+        Ok(Self {
+            router: http_router(&pool, use_cases.clone(), settings)?,
+            grpc: grpc_routes(use_cases, settings),
+            pool,
+            listeners,
+            projector,
+        })
+    }
+
+    /// The address the HTTP API serves on.
+    ///
+    /// # Errors
+    /// When the socket has no local address.
+    pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listeners.http.local_addr()
+    }
+
+    /// The address the gRPC API serves on.
+    ///
+    /// # Errors
+    /// When the socket has no local address.
+    pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listeners.grpc.local_addr()
+    }
+
+    /// Serves both APIs, runs the projector (when configured) and the hourly purge of
+    /// idempotency keys, until `shutdown` resolves or either server ends (it failed):
+    /// then both drain their in-flight requests and the projector commits and stops.
+    /// The pool stays open; the caller closes it.
+    ///
+    /// # Errors
+    /// When a server failed (each failure is also logged as it happens).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        let purge = tokio::spawn(purge_idempotency_keys_forever(
+            self.pool.clone(),
+            PURGE_EVERY,
+        ));
+        let projector = self.spawn_projector(stopped.clone());
+        let signal = async {
+            let mut stopped = stopped.clone();
+            tokio::select! {
+                () = shutdown => tracing::info!("signal received; draining HTTP and gRPC"),
+                _ = stopped.wait_for(|stop| *stop) => {}
+            }
+            let _ = stop.send(true);
+        };
+        let http = async {
+            let served = run(self.router, self.listeners.http, until(stopped.clone())).await;
+            stop_on_failure(&served, "HTTP server stopped", &stop);
+            served
+        };
+        let grpc = async {
+            let served = run_grpc(self.grpc, self.listeners.grpc, until(stopped.clone())).await;
+            stop_on_failure(&served, "gRPC server stopped", &stop);
+            served
+        };
+        let ((), http, grpc) = tokio::join!(signal, http, grpc);
+        if let Some(projector) = projector {
+            if let Err(error) = projector.await {
+                tracing::error!(%error, "projector panicked");
+            }
+        }
+        purge.abort();
+        http.and(grpc)
+    }
+
+    fn spawn_projector(
+        &self,
+        stopped: watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let Some(settings) = self.projector.clone() else {
+            tracing::info!(
+                "PROJECTOR_ENABLED=false: the read model is not updated by this process"
+            );
+            return None;
+        };
+        let pool = self.pool.clone();
+        Some(tokio::spawn(async move {
+            if let Err(error) = run_projector(pool, settings, until(stopped)).await {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "projector stopped; the read model is no longer updated"
+                );
+            }
+        }))
+    }
+}
+
+/// Resolves once `stopped` turns true.
+async fn until(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// A server that ended stops the other: logs why when it failed.
+fn stop_on_failure(served: &anyhow::Result<()>, message: &str, stop: &watch::Sender<bool>) {
+    if let Err(error) = served {
+        tracing::error!(error = format!("{error:#}"), "{message}");
+    }
+    let _ = stop.send(true);
+}
+
+/// The use cases every API calls, on one pool: the event store with snapshots, the
+/// discount policy, the read model.
+#[derive(Clone)]
+struct UseCases {
+    commands: OrderCommands,
+    queries: OrderQueries,
+    summaries: SummaryQueries,
+}
+
+impl UseCases {
+    fn build(pool: &PgPool, settings: &ServiceSettings) -> Self {
+        let store = Arc::new(PgEventStore::new(pool.clone()));
+        let commands = OrderCommands::new(
+            store.clone(),
+            OrderFactory::new(settings.discounts.clone()),
+            Arc::new(PublishAll),
+            Arc::new(SystemClock),
+        )
+        .with_max_attempts(settings.max_attempts)
+        .with_snapshots(store.clone(), settings.snapshot_interval);
+        Self {
+            commands,
+            queries: OrderQueries::new(store.clone()).with_snapshots(store),
+            summaries: SummaryQueries::new(Arc::new(PgReadModel::new(pool.clone()))),
+        }
+    }
+}
+
+fn http_router(
+    pool: &PgPool,
+    use_cases: UseCases,
+    settings: &ServiceSettings,
+) -> anyhow::Result<Router> {
+    let state = AppState {
+        commands: use_cases.commands,
+        queries: use_cases.queries,
+        summaries: use_cases.summaries,
+        readiness: Arc::new(PgReadiness(pool.clone())),
+        metrics: Arc::new(HttpMetrics::new()?),
+        auth: settings.auth.clone(),
+        body_limit: settings.body_limit,
+    };
+    Ok(router(state, settings.limits))
+}
+
+fn grpc_routes(use_cases: UseCases, settings: &ServiceSettings) -> Routes {
+    let state = GrpcState {
+        commands: use_cases.commands,
+        queries: use_cases.queries,
+        summaries: use_cases.summaries,
+        auth: settings.auth.clone(),
+        message_limit: settings.body_limit,
+    };
+    order_grpc::routes(state, settings.limits)
+}
+
+/// The HTTP API alone on a pool, wired as [`App::build`] wires it (for tests that
+/// drive the router in process).
+///
+/// # Errors
+/// When the metrics registry cannot be built.
+pub fn build_router(pool: PgPool, settings: &ServiceSettings) -> anyhow::Result<Router> {
+    http_router(&pool, UseCases::build(&pool, settings), settings)
+}
+
+/// The gRPC API alone on a pool, wired as [`App::build`] wires it: the same use
+/// cases, authentication and limits (`body_limit` bounds a message).
+pub fn build_grpc(pool: PgPool, settings: &ServiceSettings) -> Routes {
+    grpc_routes(UseCases::build(&pool, settings), settings)
+}
+
+/// Serves the gRPC `routes` on `listener` until `shutdown` resolves, then lets
+/// in-flight calls finish.
+///
+/// # Errors
+/// When the server fails.
+pub async fn run_grpc(
+    routes: Routes,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    tonic::transport::Server::builder()
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .context("gRPC server failed")
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight
+/// requests finish.
+///
+/// # Errors
+/// When the server fails.
+pub async fn run(
+    router: Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")
+}
+
+/// Runs the read model's projector on `pool` until `shutdown` resolves.
+///
+/// # Errors
+/// When the Kafka consumer cannot be created or subscribed.
+pub async fn run_projector(
+    pool: PgPool,
+    settings: ProjectorSettings,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let projector = Projector::new(
+        Arc::new(PgReadModel::new(pool.clone())),
+        Arc::new(PgEventStore::new(pool)),
+    );
+    order_kafka::projector::run(settings, projector, shutdown).await
+}
+
+/// Purges idempotency records older than 24 hours, every `every`.
+async fn purge_idempotency_keys_forever(pool: PgPool, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        match order_postgres::purge_idempotency_keys(&pool, 24).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "purged idempotency keys older than 24 hours"),
+            Err(error) => tracing::warn!(%error, "purging idempotency keys failed; will retry"),
+        }
+    }
+}
