@@ -13,15 +13,20 @@
 //!   inputs.
 //! - `convert`: answers as messages.
 //! - `status`: the core's problems as statuses with details.
+//! - [`health`]: `grpc.health.v1.Health` on the database's readiness, and server
+//!   reflection, both open.
 
 pub mod codec;
 mod convert;
+pub mod health;
 mod layers;
 mod requests;
 mod service;
 mod status;
 
-use application::{OrderCommands, OrderQueries, SummaryQueries};
+use std::sync::Arc;
+
+use application::{OrderCommands, OrderQueries, Readiness, SummaryQueries};
 use tonic::service::Routes;
 
 use order_api::{Authenticator, Guard, RequestLimits};
@@ -49,11 +54,21 @@ pub struct GrpcState {
     pub auth: Authenticator,
     /// The largest accepted message, in bytes (larger is OUT_OF_RANGE).
     pub message_limit: usize,
+    /// What `grpc.health.v1.Health` reports (the database's readiness).
+    pub readiness: Arc<dyn Readiness>,
 }
 
-/// The routes of `orders.v1.OrderService` behind its layers, to serve with
-/// `tonic::transport::Server::add_routes`.
-pub fn routes(state: GrpcState, limits: RequestLimits) -> Routes {
+/// The gRPC server's parts: the routes to serve, and the probe to run beside them
+/// (until the server stops) so health answers stay current.
+#[derive(Debug)]
+pub struct GrpcApi {
+    pub routes: Routes,
+    pub health: health::HealthProbe,
+}
+
+/// The routes of `orders.v1.OrderService` behind its layers, with health and
+/// reflection beside them (open), to serve with `tonic::transport::Server::add_routes`.
+pub fn routes(state: GrpcState, limits: RequestLimits) -> GrpcApi {
     let rpcs = service::OrderRpcs {
         commands: state.commands,
         queries: state.queries,
@@ -73,5 +88,6 @@ pub fn routes(state: GrpcState, limits: RequestLimits) -> Routes {
             Guard::from(limits),
             layers::guard,
         ));
-    Routes::from(router)
+    let (routes, health) = health::add_probes(Routes::from(router), state.readiness);
+    GrpcApi { routes, health }
 }

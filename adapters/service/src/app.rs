@@ -17,9 +17,8 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::service::Routes;
 
-use order_grpc::GrpcState;
+use order_grpc::{GrpcApi, GrpcState};
 use order_http::{router, AppState, HttpMetrics};
 use order_kafka::projector::ProjectorSettings;
 use order_postgres::{PgEventStore, PgReadModel, PgReadiness};
@@ -39,7 +38,7 @@ pub struct Listeners {
 pub struct App {
     pool: PgPool,
     router: Router,
-    grpc: Routes,
+    grpc: GrpcApi,
     listeners: Listeners,
     projector: Option<ProjectorSettings>,
 }
@@ -59,7 +58,7 @@ impl App {
         let use_cases = UseCases::build(&pool, settings);
         Ok(Self {
             router: http_router(&pool, use_cases.clone(), settings)?,
-            grpc: grpc_routes(use_cases, settings),
+            grpc: grpc_api(&pool, use_cases, settings),
             pool,
             listeners,
             projector,
@@ -204,8 +203,9 @@ fn http_router(
     Ok(router(state, settings.limits))
 }
 
-fn grpc_routes(use_cases: UseCases, settings: &ServiceSettings) -> Routes {
+fn grpc_api(pool: &PgPool, use_cases: UseCases, settings: &ServiceSettings) -> GrpcApi {
     let state = GrpcState {
+        readiness: Arc::new(PgReadiness(pool.clone())),
         commands: use_cases.commands,
         queries: use_cases.queries,
         summaries: use_cases.summaries,
@@ -225,26 +225,29 @@ pub fn build_router(pool: PgPool, settings: &ServiceSettings) -> anyhow::Result<
 }
 
 /// The gRPC API alone on a pool, wired as [`App::build`] wires it: the same use
-/// cases, authentication and limits (`body_limit` bounds a message).
-pub fn build_grpc(pool: PgPool, settings: &ServiceSettings) -> Routes {
-    grpc_routes(UseCases::build(&pool, settings), settings)
+/// cases, authentication and limits (`body_limit` bounds a message), with health
+/// and reflection.
+pub fn build_grpc(pool: PgPool, settings: &ServiceSettings) -> GrpcApi {
+    grpc_api(&pool, UseCases::build(&pool, settings), settings)
 }
 
-/// Serves the gRPC `routes` on `listener` until `shutdown` resolves, then lets
-/// in-flight calls finish.
+/// Serves the gRPC API on `listener`, keeping its health answers current, until
+/// `shutdown` resolves; then lets in-flight calls finish.
 ///
 /// # Errors
 /// When the server fails.
 pub async fn run_grpc(
-    routes: Routes,
+    api: GrpcApi,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    tonic::transport::Server::builder()
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
-        .context("gRPC server failed")
+    let server = tonic::transport::Server::builder()
+        .add_routes(api.routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+    tokio::select! {
+        served = server => served.context("gRPC server failed"),
+        never = api.health.watch() => match never {},
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight

@@ -16,4 +16,5 @@ mod errors;
 mod idempotency;
 mod malformed;
 mod parity;
+mod probes;
 mod support;

@@ -177,13 +177,13 @@ impl Server {
     }
 
     pub(crate) async fn with_settings(pool: PgPool, settings: &ServiceSettings) -> Self {
-        let routes = build_grpc(pool.clone(), settings);
+        let api = build_grpc(pool.clone(), settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a free port");
         let addr = listener.local_addr().expect("a local address");
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(run_grpc(routes, listener, async move {
+        tokio::spawn(run_grpc(api, listener, async move {
             let _ = stopped.await;
         }));
         let channel = Endpoint::from_shared(format!("http://{addr}"))
