@@ -1,6 +1,6 @@
 //! The probes' side of the gRPC server: `grpc.health.v1.Health` (from `tonic-health`),
 //! SERVING while the database answers and NOT_SERVING otherwise, and server reflection
-//! (`grpc.reflection.v1`, from `tonic-reflection`), so `grpcurl list` and a Kubernetes
+//! (`grpc.reflection.v1`, and `v1alpha` for older clients, from `tonic-reflection`), so `grpcurl list` and a Kubernetes
 //! gRPC probe need no proto file. Both are served outside the authentication layer.
 
 use std::sync::Arc;
@@ -72,12 +72,18 @@ impl HealthProbe {
 /// returns the probe that keeps health current.
 pub(crate) fn add_probes(routes: Routes, readiness: Arc<dyn Readiness>) -> (Routes, HealthProbe) {
     let (reporter, health) = tonic_health::server::health_reporter();
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("the descriptor sets compiled into the binary are valid");
-    let routes = routes.add_service(health).add_service(reflection);
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let invalid = "the descriptor sets compiled into the binary are valid";
+    // v1 is the standard; v1alpha is what many clients still ask (grpcio's reflection
+    // client, Postman, grpcurl before 1.9), so both are served.
+    let routes = routes
+        .add_service(health)
+        .add_service(reflection().build_v1().expect(invalid))
+        .add_service(reflection().build_v1alpha().expect(invalid));
     (
         routes,
         HealthProbe {

@@ -177,3 +177,37 @@ async fn reflection_lists_the_services_and_describes_every_rpc(pool: PgPool) {
         "the request messages are described too"
     );
 }
+
+/// Older clients (grpcio's reflection client, Postman, grpcurl before 1.9) ask
+/// `grpc.reflection.v1alpha`.
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
+async fn reflection_answers_the_older_v1alpha_clients_too(pool: PgPool) {
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+
+    let server = Server::start(pool).await;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let answer = ServerReflectionClient::new(server.channel.clone())
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .expect("v1alpha reflection answers")
+        .into_inner()
+        .message()
+        .await
+        .expect("an answer")
+        .and_then(|answer| answer.message_response);
+    let Some(MessageResponse::ListServicesResponse(listed)) = answer else {
+        panic!("ListServices answers a list: {answer:?}");
+    };
+    let names: Vec<String> = listed.service.into_iter().map(|s| s.name).collect();
+    assert!(names.iter().any(|n| n == SERVICE), "{names:?}");
+    assert!(
+        names.iter().any(|n| n == "grpc.health.v1.Health"),
+        "{names:?}"
+    );
+}
