@@ -36,6 +36,9 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     encoding: EncodingKey,
     validation: Validation,
+    /// `JWT_ISSUER` and `JWT_AUDIENCE`, also written into minted tokens.
+    issuer: Option<String>,
+    audience: Option<String>,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -98,13 +101,53 @@ impl Authenticator {
         validation.validate_exp = true;
         // A token that says it is not valid yet is refused too.
         validation.validate_nbf = true;
-        // API.md names no audience: an `aud` claim is neither required nor checked.
+        // Without JWT_AUDIENCE an `aud` claim is neither required nor checked.
         validation.validate_aud = false;
         Ok(Self::Jwt(Box::new(JwtKeys {
             decoding: DecodingKey::from_secret(secret),
             encoding: EncodingKey::from_secret(secret),
             validation,
+            issuer: None,
+            audience: None,
         })))
+    }
+
+    /// Requires tokens from `issuer` (`iss` equal to it) and for `audience` (`aud`, a
+    /// string or an array, containing it): `JWT_ISSUER` and `JWT_AUDIENCE`. `None`
+    /// leaves that claim unchecked.
+    ///
+    /// # Errors
+    /// When either is set with authentication off, or is empty.
+    pub fn with_issuer_and_audience(
+        self,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> anyhow::Result<Self> {
+        if issuer.as_deref() == Some("") || audience.as_deref() == Some("") {
+            anyhow::bail!("JWT_ISSUER and JWT_AUDIENCE must not be empty when set");
+        }
+        match self {
+            Self::Off if issuer.is_some() || audience.is_some() => anyhow::bail!(
+                "JWT_ISSUER and JWT_AUDIENCE check tokens: they need JWT_SECRET, not AUTH_MODE=none"
+            ),
+            Self::Off => Ok(Self::Off),
+            Self::Jwt(mut keys) => {
+                let mut required = vec!["exp", "sub"];
+                if let Some(issuer) = &issuer {
+                    keys.validation.set_issuer(&[issuer]);
+                    required.push("iss");
+                }
+                if let Some(audience) = &audience {
+                    keys.validation.set_audience(&[audience]);
+                    keys.validation.validate_aud = true;
+                    required.push("aud");
+                }
+                keys.validation.set_required_spec_claims(&required);
+                keys.issuer = issuer;
+                keys.audience = audience;
+                Ok(Self::Jwt(keys))
+            }
+        }
     }
 
     /// Whether requests must carry a bearer token.
@@ -156,7 +199,8 @@ impl Authenticator {
         )
     }
 
-    /// Signs a token for `claims` (the `token` subcommand, tests).
+    /// Signs a token for `claims` (the `token` subcommand, tests), with the configured
+    /// issuer and audience as `iss` and `aud`, so it passes this authenticator.
     ///
     /// # Errors
     /// With authentication off, or when signing fails.
@@ -165,11 +209,26 @@ impl Authenticator {
             Self::Off => anyhow::bail!("minting a token needs JWT_SECRET"),
             Self::Jwt(keys) => Ok(jsonwebtoken::encode(
                 &Header::new(Algorithm::HS256),
-                claims,
+                &Minted {
+                    claims,
+                    iss: keys.issuer.as_deref(),
+                    aud: keys.audience.as_deref(),
+                },
                 &keys.encoding,
             )?),
         }
     }
+}
+
+/// A minted token's claims: [`Claims`] and the authenticator's `iss` and `aud`.
+#[derive(Serialize)]
+struct Minted<'a> {
+    #[serde(flatten)]
+    claims: &'a Claims,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
 }
 
 impl JwtKeys {
@@ -177,20 +236,21 @@ impl JwtKeys {
         use jsonwebtoken::errors::ErrorKind;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|error| {
-                AuthError::Invalid(
-                    match error.kind() {
-                        ErrorKind::ExpiredSignature => "the token has expired",
-                        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
-                        ErrorKind::InvalidSignature => "the signature does not match",
-                        ErrorKind::InvalidAlgorithm => "the token is not signed with HS256",
-                        ErrorKind::MissingRequiredClaim(_) => {
-                            "the token lacks a required claim (sub, exp)"
-                        }
-                        ErrorKind::Json(_) => "the token's claims have the wrong shape",
-                        _ => "the token is malformed",
+                AuthError::Invalid(match error.kind() {
+                    ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
+                    ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".to_owned(),
+                    ErrorKind::InvalidSignature => "the signature does not match".to_owned(),
+                    ErrorKind::InvalidAlgorithm => "the token is not signed with HS256".to_owned(),
+                    ErrorKind::InvalidIssuer => "the token is from another issuer (iss)".to_owned(),
+                    ErrorKind::InvalidAudience => {
+                        "the token is not meant for this service (aud)".to_owned()
                     }
-                    .to_owned(),
-                )
+                    ErrorKind::MissingRequiredClaim(claim) => {
+                        format!("the token lacks the required claim {claim}")
+                    }
+                    ErrorKind::Json(_) => "the token's claims have the wrong shape".to_owned(),
+                    _ => "the token is malformed".to_owned(),
+                })
             })?;
         let claims = data.claims;
         if CustomerId::parse(claims.sub.as_str()).is_err() {

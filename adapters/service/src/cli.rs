@@ -62,6 +62,16 @@ pub struct Cli {
     #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
 
+    /// When set, a token's `iss` must equal it (401 otherwise); tokens minted by
+    /// `token` carry it.
+    #[arg(long, env = "JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+
+    /// When set, a token's `aud` (a string or an array) must contain it (401
+    /// otherwise); tokens minted by `token` carry it.
+    #[arg(long, env = "JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+
     /// Skip applying pending migrations on start.
     #[arg(long)]
     pub no_migrate: bool,
@@ -252,12 +262,14 @@ impl Cli {
         })
     }
 
-    /// How requests are authenticated: exactly one of `JWT_SECRET` and `AUTH_MODE=none`.
+    /// How requests are authenticated: exactly one of `JWT_SECRET` and `AUTH_MODE=none`,
+    /// with `JWT_ISSUER` and `JWT_AUDIENCE` checked when set.
     ///
     /// # Errors
-    /// When neither or both are set, or the secret is too short.
+    /// When neither or both are set, the secret is too short, or an issuer or
+    /// audience is set without a secret.
     pub fn authenticator(&self) -> anyhow::Result<Authenticator> {
-        match (self.auth_mode, &self.jwt_secret) {
+        let authenticator = match (self.auth_mode, &self.jwt_secret) {
             (Some(AuthMode::None), Some(_)) => bail!(
                 "both JWT_SECRET and AUTH_MODE=none are set: set JWT_SECRET to require bearer tokens, \
                  or AUTH_MODE=none (local development only), not both"
@@ -266,9 +278,10 @@ impl Cli {
                 "no authentication configured: set JWT_SECRET (HS256 bearer tokens), or AUTH_MODE=none \
                  for local development (X-User-Id is then trusted)"
             ),
-            (None, Some(secret)) => Authenticator::jwt(secret.as_bytes()),
-            (Some(AuthMode::None), None) => Ok(Authenticator::Off),
-        }
+            (None, Some(secret)) => Authenticator::jwt(secret.as_bytes())?,
+            (Some(AuthMode::None), None) => Authenticator::Off,
+        };
+        authenticator.with_issuer_and_audience(self.jwt_issuer.clone(), self.jwt_audience.clone())
     }
 
     /// The projector's settings, `None` when it is switched off.

@@ -1,7 +1,8 @@
 //! Authentication and authorization over HTTP, as API.md says: every 401 cause, every
 //! 403 rule, the 404 for another customer's order, the token's identity in the
 //! history, `X-User-Id` ignored under JWT, idempotency keys per user; and the
-//! start-up rules of `order-service` (one of `JWT_SECRET` and `AUTH_MODE=none`).
+//! start-up rules of `order-service` (one of `JWT_SECRET` and `AUTH_MODE=none`); and
+//! `JWT_ISSUER` / `JWT_AUDIENCE`.
 //!
 //! Run with `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p order-service --test http_auth`.
 
@@ -704,4 +705,153 @@ fn the_binary_refuses_to_start_without_authentication_and_mints_tokens() {
     ] {
         assert!(help.contains(setting), "--help lists {setting}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// JWT_ISSUER and JWT_AUDIENCE
+// ---------------------------------------------------------------------------------------
+
+const ISSUER: &str = "https://id.example.com/realms/shop";
+const AUDIENCE: &str = "order-service";
+
+fn checked_authenticator() -> Authenticator {
+    authenticator()
+        .with_issuer_and_audience(Some(ISSUER.to_owned()), Some(AUDIENCE.to_owned()))
+        .expect("an issuer and an audience")
+}
+
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
+async fn with_an_issuer_and_an_audience_only_tokens_naming_both_get_in(pool: PgPool) {
+    let api = Api::with_settings(
+        pool,
+        &ServiceSettings {
+            auth: checked_authenticator(),
+            ..ServiceSettings::default()
+        },
+    );
+    let now = now_seconds();
+    let valid = json!({
+        "sub": "olga", "exp": now + 600, "roles": ["operator"],
+        "iss": ISSUER, "aud": AUDIENCE,
+    });
+    let with = |key: &str, value: Value| {
+        let mut claims = valid.clone();
+        claims[key] = value;
+        claims
+    };
+    let without = |key: &str| {
+        let mut claims = valid.clone();
+        claims.as_object_mut().expect("an object").remove(key);
+        claims
+    };
+    let accepted = [
+        ("iss and aud as configured", valid.clone()),
+        (
+            "aud an array containing the audience",
+            with("aud", json!(["billing", AUDIENCE])),
+        ),
+    ];
+    for (case, claims) in accepted {
+        let reply = api
+            .send(Call::get("/orders").bearer(&sign(&claims, Algorithm::HS256, SECRET)))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{case}: {}", reply.text());
+    }
+    let minted = checked_authenticator()
+        .mint(&claims("olga", &["operator"], None))
+        .expect("a token");
+    let reply = api.send(Call::get("/orders").bearer(&minted)).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "a minted token carries iss and aud"
+    );
+
+    let refused = [
+        (
+            "another issuer",
+            with("iss", json!("https://evil.example.com")),
+        ),
+        ("no issuer", without("iss")),
+        ("another audience", with("aud", json!("billing"))),
+        (
+            "an array without the audience",
+            with("aud", json!(["billing"])),
+        ),
+        ("no audience", without("aud")),
+    ];
+    for (case, claims) in refused {
+        let token = sign(&claims, Algorithm::HS256, SECRET);
+        assert_unauthenticated(
+            &api,
+            Call::post("/orders", &order_body()).bearer(&token),
+            "invalid-token",
+        )
+        .await;
+        let reply = api.send(Call::get("/orders").bearer(&token)).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{case}");
+        assert!(
+            reply.json["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("iss") || d.contains("aud")),
+            "{case}: the detail names the claim: {}",
+            reply.text()
+        );
+    }
+    // Without them configured, tokens with any iss and aud keep working.
+    let open = authenticator();
+    let any = sign(&with("aud", json!("billing")), Algorithm::HS256, SECRET);
+    assert!(open
+        .authenticate(Some(format!("Bearer {any}").as_bytes()), None)
+        .is_ok());
+}
+
+#[test]
+fn an_issuer_or_audience_needs_a_secret_and_a_value() {
+    let refused = cli(&["--auth-mode", "none", "--jwt-issuer", ISSUER])
+        .settings()
+        .expect_err("an issuer without tokens");
+    assert!(format!("{refused:#}").contains("JWT_SECRET"), "{refused:#}");
+    let refused = cli(&["--jwt-secret", SECRET, "--jwt-audience", ""])
+        .settings()
+        .expect_err("an empty audience");
+    assert!(format!("{refused:#}").contains("empty"), "{refused:#}");
+    let settings = cli(&[
+        "--jwt-secret",
+        SECRET,
+        "--jwt-issuer",
+        ISSUER,
+        "--jwt-audience",
+        AUDIENCE,
+    ])
+    .settings()
+    .expect("both with a secret");
+    let minted = settings
+        .auth
+        .mint(&claims("olga", &["operator"], None))
+        .expect("a token");
+    let payload = minted.split('.').nth(1).expect("a JWT");
+    let decoded = decode_b64(payload);
+    let claims: Value = serde_json::from_slice(&decoded).expect("JSON claims");
+    assert_eq!(claims["iss"], ISSUER);
+    assert_eq!(claims["aud"], AUDIENCE);
+}
+
+fn decode_b64(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let values: Vec<u32> = text
+        .bytes()
+        .map(|b| ALPHABET.iter().position(|a| *a == b).expect("base64url") as u32)
+        .collect();
+    let mut out = Vec::new();
+    for chunk in values.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, v)| n | v << (18 - 6 * i));
+        for i in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
 }
