@@ -37,12 +37,8 @@ impl HealthProbe {
     pub async fn watch(self) -> std::convert::Infallible {
         // Nothing is known until the database answers: not SERVING before that
         // (tonic-health starts the server's own entry at SERVING).
-        for service in ["", OrderServiceServer::<OrderRpcs>::NAME] {
-            self.reporter
-                .set_service_status(service, ServingStatus::NotServing)
-                .await;
-        }
-        let mut last = None;
+        let mut last = ServingStatus::NotServing;
+        self.report(last).await;
         let mut ticker = tokio::time::interval(CHECK_EVERY);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -55,15 +51,18 @@ impl HealthProbe {
             } else {
                 ServingStatus::NotServing
             };
-            if last != Some(status) {
-                if last.is_some() || !ready {
-                    tracing::info!(?status, "gRPC health changed");
-                }
-                for service in ["", OrderServiceServer::<OrderRpcs>::NAME] {
-                    self.reporter.set_service_status(service, status).await;
-                }
-                last = Some(status);
+            if status != last {
+                tracing::info!(?status, "gRPC health changed");
+                self.report(status).await;
+                last = status;
             }
+        }
+    }
+
+    /// Reports `status` for the server (`""`) and for `orders.v1.OrderService`.
+    async fn report(&self, status: ServingStatus) {
+        for service in ["", OrderServiceServer::<OrderRpcs>::NAME] {
+            self.reporter.set_service_status(service, status).await;
         }
     }
 }

@@ -23,7 +23,10 @@ use order_http::{router, AppState, HttpMetrics};
 use order_kafka::projector::ProjectorSettings;
 use order_postgres::{PgEventStore, PgReadModel, PgReadiness};
 
-use crate::settings::{ServiceSettings, PURGE_EVERY};
+use crate::settings::ServiceSettings;
+
+/// How often idempotency records older than 24 hours are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The sockets the APIs serve on, bound by the caller (so `:0` is resolved, and a
 /// port in use fails before anything starts).

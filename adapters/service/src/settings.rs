@@ -16,8 +16,6 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// `HTTP_MAX_CONCURRENT_REQUESTS` when unset.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
-/// How often idempotency records older than 24 hours are purged.
-pub const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// What the HTTP and gRPC APIs are built from, apart from the database.
 #[derive(Debug, Clone)]

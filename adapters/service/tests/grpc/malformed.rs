@@ -13,7 +13,7 @@ use tonic::{Code, Status};
 
 use crate::support::{
     cancel, counts, jwt_settings, list, order, order_for, prepare, send, token, token_for, Answer,
-    Call, Prep, Rpc, Server,
+    Call, Prep, Rpc, Server, RPC_NAMES,
 };
 
 /// A codec that sends and receives raw bytes, to send what no generated client would.
@@ -129,7 +129,7 @@ mod fuzz {
     use proptest::prelude::*;
     use proptest::sample::select;
 
-    use super::{proto, Call, Rpc};
+    use super::{proto, Call, Rpc, RPC_NAMES};
 
     /// A string field: mostly `valid`, else missing, empty, any Unicode, control
     /// characters, around the 64- and 200-character limits, or rarely past the
@@ -448,22 +448,10 @@ mod fuzz {
                 bytes
             }),
         ];
-        let rpcs = vec![
-            "CreateOrder",
-            "AddItem",
-            "RemoveItem",
-            "ChangeDeliveryAddress",
-            "Pay",
-            "Ship",
-            "Cancel",
-            "GetOrder",
-            "GetHistory",
-            "ListOrders",
-        ];
         prop_oneof![
             9 => (rpc(existing), metadata(tokens.clone(), expired.clone()))
                 .prop_map(|(rpc, metadata)| Input::Message(Box::new(Call { rpc, metadata }))),
-            1 => (select(rpcs), bytes, metadata(tokens, expired))
+            1 => (select(RPC_NAMES.to_vec()), bytes, metadata(tokens, expired))
                 .prop_map(|(rpc, bytes, metadata)| Input::Bytes { rpc, bytes, metadata }),
         ]
         .boxed()

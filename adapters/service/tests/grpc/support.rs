@@ -36,6 +36,20 @@ pub(crate) enum Rpc {
     List(proto::ListOrdersRequest),
 }
 
+/// Every rpc of `orders.v1.OrderService`, in the proto's order.
+pub(crate) const RPC_NAMES: [&str; 10] = [
+    "CreateOrder",
+    "AddItem",
+    "RemoveItem",
+    "ChangeDeliveryAddress",
+    "Pay",
+    "Ship",
+    "Cancel",
+    "GetOrder",
+    "GetHistory",
+    "ListOrders",
+];
+
 impl Rpc {
     pub(crate) fn name(&self) -> &'static str {
         match self {
