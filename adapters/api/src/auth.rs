@@ -3,10 +3,14 @@
 //! With `JWT_SECRET` set, every request carries `Authorization: Bearer <JWT>` signed
 //! HS256 with that secret, with the claims `sub` (the user), `exp` (required), `roles`
 //! and, for customers, `customerId`; a client-supplied `X-User-Id` is ignored. With
-//! `AUTH_MODE=none` (local development only) nobody is authenticated, the actor is
-//! unrestricted and `X-User-Id` is trusted as the user. HTTP and gRPC both go through
-//! [`Authenticator::authenticate`], so they accept and refuse the same credentials.
+//! `JWT_JWKS_URL` set, the same tokens come from an identity provider, signed RS256 or
+//! ES256 with the key of its published set named by the token's `kid` (see
+//! [`crate::jwks`]). With `AUTH_MODE=none` (local development only) nobody is
+//! authenticated, the actor is unrestricted and `X-User-Id` is trusted as the user.
+//! HTTP and gRPC both go through [`Authenticator::authenticate`], so they accept and
+//! refuse the same credentials.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use application::{Actor, Role};
@@ -14,6 +18,8 @@ use domain::CustomerId;
 use http::{header, HeaderMap};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+
+use crate::jwks::{KeySet, Lookup, REFETCH_EVERY};
 
 /// The shortest accepted `JWT_SECRET`: HS256 needs a key as long as its hash (32 bytes).
 pub const MIN_SECRET_LEN: usize = 32;
@@ -28,6 +34,8 @@ pub enum Authenticator {
     Off,
     /// `JWT_SECRET`: HS256 bearer tokens.
     Jwt(Box<JwtKeys>),
+    /// `JWT_JWKS_URL`: RS256 or ES256 bearer tokens from an identity provider.
+    Jwks(Arc<Jwks>),
 }
 
 /// The keys made from `JWT_SECRET`, and how tokens are checked.
@@ -35,15 +43,106 @@ pub enum Authenticator {
 pub struct JwtKeys {
     decoding: DecodingKey,
     encoding: EncodingKey,
-    validation: Validation,
-    /// `JWT_ISSUER` and `JWT_AUDIENCE`, also written into minted tokens.
-    issuer: Option<String>,
-    audience: Option<String>,
+    checks: Checks,
 }
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtKeys").finish_non_exhaustive()
+    }
+}
+
+/// An identity provider's key set (`JWT_JWKS_URL`), and how its tokens are checked.
+#[derive(Debug)]
+pub struct Jwks {
+    keys: Arc<KeySet>,
+    checks: Checks,
+}
+
+/// How a token's claims are checked, in either mode: `exp` and `sub` required, `nbf`
+/// honoured, and `JWT_ISSUER` and `JWT_AUDIENCE` when set (also written into minted
+/// tokens).
+#[derive(Clone)]
+struct Checks {
+    validation: Validation,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl std::fmt::Debug for Checks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checks")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checks {
+    fn new(algorithm: Algorithm) -> Self {
+        let mut validation = Validation::new(algorithm);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = LEEWAY.as_secs();
+        validation.validate_exp = true;
+        // A token that says it is not valid yet is refused too.
+        validation.validate_nbf = true;
+        // Without JWT_AUDIENCE an `aud` claim is neither required nor checked.
+        validation.validate_aud = false;
+        Self {
+            validation,
+            issuer: None,
+            audience: None,
+        }
+    }
+
+    fn require(&mut self, issuer: Option<String>, audience: Option<String>) {
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = &issuer {
+            self.validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        if let Some(audience) = &audience {
+            self.validation.set_audience(&[audience]);
+            self.validation.validate_aud = true;
+            required.push("aud");
+        }
+        self.validation.set_required_spec_claims(&required);
+        self.issuer = issuer;
+        self.audience = audience;
+    }
+
+    /// The actor of `token`, verified with `key` for `algorithm`.
+    fn verify(
+        &self,
+        token: &str,
+        key: &DecodingKey,
+        algorithm: Algorithm,
+    ) -> Result<Actor, AuthError> {
+        use jsonwebtoken::errors::ErrorKind;
+        let mut validation = std::borrow::Cow::Borrowed(&self.validation);
+        if validation.algorithms != [algorithm] {
+            validation.to_mut().algorithms = vec![algorithm];
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|error| {
+            AuthError::Invalid(match error.kind() {
+                ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
+                ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".to_owned(),
+                ErrorKind::InvalidSignature => "the signature does not match".to_owned(),
+                ErrorKind::InvalidAlgorithm => {
+                    format!("the token is not signed with {algorithm:?}")
+                }
+                ErrorKind::InvalidIssuer => "the token is from another issuer (iss)".to_owned(),
+                ErrorKind::InvalidAudience => {
+                    "the token is not meant for this service (aud)".to_owned()
+                }
+                ErrorKind::MissingRequiredClaim(claim) => {
+                    format!("the token lacks the required claim {claim}")
+                }
+                ErrorKind::Json(_) => "the token's claims have the wrong shape".to_owned(),
+                _ => "the token is malformed".to_owned(),
+            })
+        })?;
+        actor(data.claims)
     }
 }
 
@@ -81,6 +180,10 @@ pub enum AuthError {
     /// 400: with authentication off, a malformed `X-User-Id`.
     #[error("X-User-Id must be 1 to 200 characters without control characters")]
     BadUserHeader,
+    /// 503: the identity provider's key set (`JWT_JWKS_URL`) has not been fetched
+    /// yet, so no token can be checked.
+    #[error("the identity provider's keys have not been fetched yet; retry shortly")]
+    KeysUnavailable,
 }
 
 impl Authenticator {
@@ -95,20 +198,31 @@ impl Authenticator {
                 secret.len()
             );
         }
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = LEEWAY.as_secs();
-        validation.validate_exp = true;
-        // A token that says it is not valid yet is refused too.
-        validation.validate_nbf = true;
-        // Without JWT_AUDIENCE an `aud` claim is neither required nor checked.
-        validation.validate_aud = false;
         Ok(Self::Jwt(Box::new(JwtKeys {
             decoding: DecodingKey::from_secret(secret),
             encoding: EncodingKey::from_secret(secret),
-            validation,
-            issuer: None,
-            audience: None,
+            checks: Checks::new(Algorithm::HS256),
+        })))
+    }
+
+    /// RS256 and ES256 tokens verified with the keys published at `url` (a JWKS),
+    /// refetched on an unknown `kid` at most once every 30 seconds. Nothing is
+    /// fetched until [`Authenticator::start`] (or the first request).
+    ///
+    /// # Errors
+    /// When `url` is not an `http` or `https` URL.
+    pub fn jwks(url: &str) -> anyhow::Result<Self> {
+        Self::jwks_refetching_every(url, REFETCH_EVERY)
+    }
+
+    /// [`Authenticator::jwks`] with another bound on refetches (tests shorten it).
+    ///
+    /// # Errors
+    /// As [`Authenticator::jwks`].
+    pub fn jwks_refetching_every(url: &str, refetch_every: Duration) -> anyhow::Result<Self> {
+        Ok(Self::Jwks(Arc::new(Jwks {
+            keys: Arc::new(KeySet::new(url, refetch_every)?),
+            checks: Checks::new(Algorithm::RS256),
         })))
     }
 
@@ -128,40 +242,56 @@ impl Authenticator {
         }
         match self {
             Self::Off if issuer.is_some() || audience.is_some() => anyhow::bail!(
-                "JWT_ISSUER and JWT_AUDIENCE check tokens: they need JWT_SECRET, not AUTH_MODE=none"
+                "JWT_ISSUER and JWT_AUDIENCE check tokens: they need JWT_SECRET or JWT_JWKS_URL, not AUTH_MODE=none"
             ),
             Self::Off => Ok(Self::Off),
             Self::Jwt(mut keys) => {
-                let mut required = vec!["exp", "sub"];
-                if let Some(issuer) = &issuer {
-                    keys.validation.set_issuer(&[issuer]);
-                    required.push("iss");
-                }
-                if let Some(audience) = &audience {
-                    keys.validation.set_audience(&[audience]);
-                    keys.validation.validate_aud = true;
-                    required.push("aud");
-                }
-                keys.validation.set_required_spec_claims(&required);
-                keys.issuer = issuer;
-                keys.audience = audience;
+                keys.checks.require(issuer, audience);
                 Ok(Self::Jwt(keys))
+            }
+            Self::Jwks(jwks) => {
+                let mut checks = jwks.checks.clone();
+                checks.require(issuer, audience);
+                Ok(Self::Jwks(Arc::new(Jwks {
+                    keys: jwks.keys.clone(),
+                    checks,
+                })))
             }
         }
     }
 
     /// Whether requests must carry a bearer token.
     pub fn is_required(&self) -> bool {
-        matches!(self, Self::Jwt(_))
+        !matches!(self, Self::Off)
+    }
+
+    /// Starts what authentication needs in the background: with `JWT_JWKS_URL`, the
+    /// first fetch of the key set (retried until it succeeds). Idempotent; does
+    /// nothing in the other modes or outside a Tokio runtime.
+    pub fn start(&self) {
+        if let Self::Jwks(jwks) = self {
+            jwks.keys.start();
+        }
+    }
+
+    /// Whether tokens can be checked: false only until the identity provider's key
+    /// set has been fetched once. `/readyz` and the gRPC health service ask it.
+    pub fn is_ready(&self) -> bool {
+        match self {
+            Self::Off | Self::Jwt(_) => true,
+            Self::Jwks(jwks) => jwks.keys.is_loaded(),
+        }
     }
 
     /// The actor behind a request, from its `Authorization` value and, when
     /// authentication is off, its `X-User-Id` value (HTTP headers or gRPC metadata).
+    /// Only a token naming a `kid` the key set lacks waits, for one refetch of the set.
     ///
     /// # Errors
-    /// [`AuthError::Missing`] or [`AuthError::Invalid`] with authentication on;
+    /// [`AuthError::Missing`] or [`AuthError::Invalid`] with authentication on,
+    /// [`AuthError::KeysUnavailable`] before the key set has been fetched;
     /// [`AuthError::BadUserHeader`] with it off.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         authorization: Option<&[u8]>,
         user_header: Option<&[u8]>,
@@ -180,9 +310,12 @@ impl Authenticator {
                 Ok(Actor::unrestricted(user))
             }
             Self::Jwt(keys) => {
-                let raw = authorization.ok_or(AuthError::Missing)?;
-                let token = bearer_token(raw)?;
-                keys.verify(token)
+                let token = bearer_token(authorization.ok_or(AuthError::Missing)?)?;
+                keys.checks.verify(token, &keys.decoding, Algorithm::HS256)
+            }
+            Self::Jwks(jwks) => {
+                let token = bearer_token(authorization.ok_or(AuthError::Missing)?)?;
+                jwks.verify(token).await
             }
         }
     }
@@ -192,27 +325,33 @@ impl Authenticator {
     ///
     /// # Errors
     /// As [`Authenticator::authenticate`].
-    pub fn authenticate_headers(&self, headers: &HeaderMap) -> Result<Actor, AuthError> {
+    pub async fn authenticate_headers(&self, headers: &HeaderMap) -> Result<Actor, AuthError> {
         self.authenticate(
             headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
             headers.get("x-user-id").map(|v| v.as_bytes()),
         )
+        .await
     }
 
-    /// Signs a token for `claims` (the `token` subcommand, tests), with the configured
-    /// issuer and audience as `iss` and `aud`, so it passes this authenticator.
+    /// Signs an HS256 token for `claims` (the `token` subcommand, tests), with the
+    /// configured issuer and audience as `iss` and `aud`, so it passes this
+    /// authenticator.
     ///
     /// # Errors
-    /// With authentication off, or when signing fails.
+    /// Without `JWT_SECRET` (an identity provider's tokens are minted by it), or when
+    /// signing fails.
     pub fn mint(&self, claims: &Claims) -> anyhow::Result<String> {
         match self {
             Self::Off => anyhow::bail!("minting a token needs JWT_SECRET"),
+            Self::Jwks(_) => anyhow::bail!(
+                "minting a token needs JWT_SECRET: with JWT_JWKS_URL, tokens come from the identity provider"
+            ),
             Self::Jwt(keys) => Ok(jsonwebtoken::encode(
                 &Header::new(Algorithm::HS256),
                 &Minted {
                     claims,
-                    iss: keys.issuer.as_deref(),
-                    aud: keys.audience.as_deref(),
+                    iss: keys.checks.issuer.as_deref(),
+                    aud: keys.checks.audience.as_deref(),
                 },
                 &keys.encoding,
             )?),
@@ -231,43 +370,58 @@ struct Minted<'a> {
     aud: Option<&'a str>,
 }
 
-impl JwtKeys {
-    fn verify(&self, token: &str) -> Result<Actor, AuthError> {
-        use jsonwebtoken::errors::ErrorKind;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|error| {
-                AuthError::Invalid(match error.kind() {
-                    ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
-                    ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".to_owned(),
-                    ErrorKind::InvalidSignature => "the signature does not match".to_owned(),
-                    ErrorKind::InvalidAlgorithm => "the token is not signed with HS256".to_owned(),
-                    ErrorKind::InvalidIssuer => "the token is from another issuer (iss)".to_owned(),
-                    ErrorKind::InvalidAudience => {
-                        "the token is not meant for this service (aud)".to_owned()
-                    }
-                    ErrorKind::MissingRequiredClaim(claim) => {
-                        format!("the token lacks the required claim {claim}")
-                    }
-                    ErrorKind::Json(_) => "the token's claims have the wrong shape".to_owned(),
-                    _ => "the token is malformed".to_owned(),
-                })
-            })?;
-        let claims = data.claims;
-        if CustomerId::parse(claims.sub.as_str()).is_err() {
-            return Err(AuthError::Invalid(
-                "sub must be 1 to 200 characters without control characters".to_owned(),
-            ));
+impl Jwks {
+    /// Checks the header first (an RS256 or ES256 `alg`, a `kid`), then verifies with
+    /// the key the `kid` names, which must be a key for that `alg`.
+    async fn verify(&self, token: &str) -> Result<Actor, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| {
+            AuthError::Invalid(
+                "the token's header is malformed or names an unsupported alg (none is refused)"
+                    .to_owned(),
+            )
+        })?;
+        if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+            return Err(AuthError::Invalid(format!(
+                "the token is signed {:?}; only RS256 and ES256 tokens of the identity provider are accepted",
+                header.alg
+            )));
         }
-        let roles: Vec<Role> = claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
-        let customer_id = claims
-            .customer_id
-            .map(|id| {
-                CustomerId::parse(id).map_err(|e| AuthError::Invalid(format!("customerId {e}")))
-            })
-            .transpose()?;
-        Actor::authenticated(claims.sub, &roles, customer_id)
-            .map_err(|e| AuthError::Invalid(e.to_string()))
+        let kid = header
+            .kid
+            .ok_or_else(|| AuthError::Invalid("the token names no key (kid)".to_owned()))?;
+        let key = match self.keys.lookup(&kid).await {
+            Lookup::Known(key) => key,
+            Lookup::NotLoaded => return Err(AuthError::KeysUnavailable),
+            Lookup::Unknown => {
+                return Err(AuthError::Invalid(format!(
+                    "the token's key {kid:?} is not in the identity provider's key set"
+                )))
+            }
+        };
+        if key.algorithm != header.alg {
+            return Err(AuthError::Invalid(format!(
+                "the token says {:?} but its key {kid:?} is for {:?}",
+                header.alg, key.algorithm
+            )));
+        }
+        self.checks.verify(token, &key.decoding, key.algorithm)
     }
+}
+
+/// The actor a verified token's claims name.
+fn actor(claims: Claims) -> Result<Actor, AuthError> {
+    if CustomerId::parse(claims.sub.as_str()).is_err() {
+        return Err(AuthError::Invalid(
+            "sub must be 1 to 200 characters without control characters".to_owned(),
+        ));
+    }
+    let roles: Vec<Role> = claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
+    let customer_id = claims
+        .customer_id
+        .map(|id| CustomerId::parse(id).map_err(|e| AuthError::Invalid(format!("customerId {e}"))))
+        .transpose()?;
+    Actor::authenticated(claims.sub, &roles, customer_id)
+        .map_err(|e| AuthError::Invalid(e.to_string()))
 }
 
 /// The token of `Bearer <token>` (the scheme is case-insensitive).
@@ -321,27 +475,31 @@ mod tests {
         format!("Bearer {token}").into_bytes()
     }
 
-    #[test]
-    fn a_minted_token_authenticates_its_subject() {
+    #[tokio::test]
+    async fn a_minted_token_authenticates_its_subject() {
         let auth = Authenticator::jwt(SECRET).unwrap();
         let token = auth.mint(&claims(&["customer"], Some("c-1"))).unwrap();
-        let actor = auth.authenticate(Some(&bearer(&token)), None).unwrap();
+        let actor = auth
+            .authenticate(Some(&bearer(&token)), None)
+            .await
+            .unwrap();
         assert_eq!(actor.user_id(), Some("user-1"));
         assert_eq!(actor.own_customer().map(CustomerId::as_str), Some("c-1"));
     }
 
-    #[test]
-    fn the_user_header_is_ignored_when_tokens_are_required() {
+    #[tokio::test]
+    async fn the_user_header_is_ignored_when_tokens_are_required() {
         let auth = Authenticator::jwt(SECRET).unwrap();
         let token = auth.mint(&claims(&["operator"], None)).unwrap();
         let actor = auth
             .authenticate(Some(&bearer(&token)), Some(b"mallory"))
+            .await
             .unwrap();
         assert_eq!(actor.user_id(), Some("user-1"));
     }
 
-    #[test]
-    fn every_bad_credential_is_refused() {
+    #[tokio::test]
+    async fn every_bad_credential_is_refused() {
         let auth = Authenticator::jwt(SECRET).unwrap();
         let other = Authenticator::jwt(b"another-secret-that-is-also-long-enough").unwrap();
         let mut expired = claims(&["operator"], None);
@@ -362,7 +520,7 @@ mod tests {
             ),
         ];
         for (case, header) in cases {
-            let refused = auth.authenticate(header.as_deref(), None);
+            let refused = auth.authenticate(header.as_deref(), None).await;
             assert!(
                 matches!(refused, Err(AuthError::Missing | AuthError::Invalid(_))),
                 "{case}: {refused:?}"
@@ -375,14 +533,17 @@ mod tests {
         assert!(Authenticator::jwt(b"short").is_err());
     }
 
-    #[test]
-    fn without_authentication_the_user_header_is_trusted() {
+    #[tokio::test]
+    async fn without_authentication_the_user_header_is_trusted() {
         let actor = Authenticator::Off
             .authenticate(None, Some(b"dev-user"))
+            .await
             .unwrap();
         assert_eq!(actor.user_id(), Some("dev-user"));
         assert_eq!(
-            Authenticator::Off.authenticate(None, Some(b"bad\x01")),
+            Authenticator::Off
+                .authenticate(None, Some(b"bad\x01"))
+                .await,
             Err(AuthError::BadUserHeader)
         );
     }

@@ -4,8 +4,9 @@
 //! alike because they decide here.
 //!
 //! # Layout
-//! - [`auth`]: who is behind a request (HS256 bearer JWTs, or none for development),
-//!   as an [`application::Actor`].
+//! - [`auth`]: who is behind a request (HS256 bearer JWTs, an identity provider's
+//!   RS256/ES256 JWTs, or none for development), as an [`application::Actor`].
+//! - [`jwks`]: the identity provider's key set, fetched at start and on rotation.
 //! - [`requests`]: requests with every field optional, converted into domain commands
 //!   with `try_into_domain`, which names every invalid field.
 //! - [`context`]: the command context (correlation id, idempotency key and
@@ -18,6 +19,7 @@
 pub mod auth;
 pub mod context;
 pub mod guard;
+pub mod jwks;
 pub mod paging;
 pub mod problem;
 pub mod requests;

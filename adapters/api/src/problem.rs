@@ -226,6 +226,7 @@ impl From<AuthError> for Problem {
             AuthError::Missing => Self::new(ProblemKind::Unauthenticated, error.to_string()),
             AuthError::Invalid(_) => Self::new(ProblemKind::InvalidToken, error.to_string()),
             AuthError::BadUserHeader => Self::bad_request(error.to_string()),
+            AuthError::KeysUnavailable => Self::new(ProblemKind::Unavailable, error.to_string()),
         }
     }
 }

@@ -22,8 +22,9 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// How often the database is asked, and how long an answer may take.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// Keeps the health service's answers current: [`HealthProbe::watch`] asks the
-/// database every second and reports the server (`""`) and `orders.v1.OrderService`
+/// Keeps the health service's answers current: [`HealthProbe::watch`] asks readiness (the
+/// database, and the identity provider's keys with `JWT_JWKS_URL`) every second and
+/// reports the server (`""`) and `orders.v1.OrderService`
 /// SERVING or NOT_SERVING.
 #[derive(Debug)]
 pub struct HealthProbe {

@@ -40,7 +40,7 @@ pub(crate) async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let actor = auth.authenticate_headers(request.headers());
+    let actor = auth.authenticate_headers(request.headers()).await;
     match actor {
         Ok(actor) => {
             request.extensions_mut().insert(actor);

@@ -18,7 +18,7 @@ pub(super) async fn authenticate(
     if OPEN_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    let actor = auth.authenticate_headers(request.headers());
+    let actor = auth.authenticate_headers(request.headers()).await;
     match actor {
         Ok(actor) => {
             request.extensions_mut().insert(actor);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use application::{
-    OrderCommands, OrderQueries, Projector, PublishAll, SummaryQueries, SystemClock,
+    OrderCommands, OrderQueries, Projector, PublishAll, Readiness, SummaryQueries, SystemClock,
 };
 use axum::Router;
 use domain::OrderFactory;
@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use order_api::Authenticator;
 use order_grpc::{GrpcApi, GrpcState};
 use order_http::{router, AppState, HttpMetrics};
 use order_kafka::projector::ProjectorSettings;
@@ -198,7 +199,7 @@ fn http_router(
         commands: use_cases.commands,
         queries: use_cases.queries,
         summaries: use_cases.summaries,
-        readiness: Arc::new(PgReadiness(pool.clone())),
+        readiness: readiness(pool, settings),
         metrics: Arc::new(HttpMetrics::new()?),
         auth: settings.auth.clone(),
         body_limit: settings.body_limit,
@@ -208,7 +209,7 @@ fn http_router(
 
 fn grpc_api(pool: &PgPool, use_cases: UseCases, settings: &ServiceSettings) -> GrpcApi {
     let state = GrpcState {
-        readiness: Arc::new(PgReadiness(pool.clone())),
+        readiness: readiness(pool, settings),
         commands: use_cases.commands,
         queries: use_cases.queries,
         summaries: use_cases.summaries,
@@ -216,6 +217,30 @@ fn grpc_api(pool: &PgPool, use_cases: UseCases, settings: &ServiceSettings) -> G
         message_limit: settings.body_limit,
     };
     order_grpc::routes(state, settings.limits)
+}
+
+/// What `/readyz` and the gRPC health service ask: the database answers and tokens
+/// can be checked (with `JWT_JWKS_URL`, the key set has been fetched once). Starts
+/// that fetch, so it begins when the APIs are built, not at the first request.
+fn readiness(pool: &PgPool, settings: &ServiceSettings) -> Arc<dyn Readiness> {
+    settings.auth.start();
+    Arc::new(ServiceReadiness {
+        store: PgReadiness(pool.clone()),
+        auth: settings.auth.clone(),
+    })
+}
+
+#[derive(Debug)]
+struct ServiceReadiness {
+    store: PgReadiness,
+    auth: Authenticator,
+}
+
+#[async_trait::async_trait]
+impl Readiness for ServiceReadiness {
+    async fn is_ready(&self) -> bool {
+        self.auth.is_ready() && self.store.is_ready().await
+    }
 }
 
 /// The HTTP API alone on a pool, wired as [`App::build`] wires it (for tests that

@@ -53,14 +53,21 @@ pub struct Cli {
     pub discount_codes: String,
 
     /// `none` turns authentication off (X-User-Id is trusted): local development only.
-    /// Either this or JWT_SECRET must be set, not both.
+    /// Exactly one of this, JWT_SECRET and JWT_JWKS_URL must be set.
     #[arg(long, env = "AUTH_MODE", value_enum, global = true)]
     pub auth_mode: Option<AuthMode>,
 
     /// HS256 secret (at least 32 bytes) of the bearer JWTs every request must carry
-    /// (claims sub, exp, roles, customerId). Either this or AUTH_MODE=none must be set.
+    /// (claims sub, exp, roles, customerId). Exactly one of this, JWT_JWKS_URL and
+    /// AUTH_MODE=none must be set.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
+
+    /// An identity provider's key set (JWKS): bearer JWTs are then RS256 or ES256,
+    /// verified with the key their `kid` names (same claims as with JWT_SECRET). Fetched
+    /// at start (not ready until then) and again on an unknown kid (at most every 30 s).
+    #[arg(long, env = "JWT_JWKS_URL", global = true)]
+    pub jwt_jwks_url: Option<String>,
 
     /// When set, a token's `iss` must equal it (401 otherwise); tokens minted by
     /// `token` carry it.
@@ -262,24 +269,28 @@ impl Cli {
         })
     }
 
-    /// How requests are authenticated: exactly one of `JWT_SECRET` and `AUTH_MODE=none`,
-    /// with `JWT_ISSUER` and `JWT_AUDIENCE` checked when set.
+    /// How requests are authenticated: exactly one of `JWT_SECRET`, `JWT_JWKS_URL` and
+    /// `AUTH_MODE=none`, with `JWT_ISSUER` and `JWT_AUDIENCE` checked when set.
     ///
     /// # Errors
-    /// When neither or both are set, the secret is too short, or an issuer or
-    /// audience is set without a secret.
+    /// When none or several are set, the secret is too short, the key set's URL is no
+    /// http(s) URL, or an issuer or audience is set without tokens to check.
     pub fn authenticator(&self) -> anyhow::Result<Authenticator> {
-        let authenticator = match (self.auth_mode, &self.jwt_secret) {
-            (Some(AuthMode::None), Some(_)) => bail!(
-                "both JWT_SECRET and AUTH_MODE=none are set: set JWT_SECRET to require bearer tokens, \
-                 or AUTH_MODE=none (local development only), not both"
+        let none = self.auth_mode == Some(AuthMode::None);
+        let authenticator = match (none, &self.jwt_secret, &self.jwt_jwks_url) {
+            (false, None, None) => bail!(
+                "no authentication configured: set JWT_SECRET (HS256 bearer tokens), JWT_JWKS_URL \
+                 (an identity provider's RS256/ES256 tokens), or AUTH_MODE=none for local development \
+                 (X-User-Id is then trusted)"
             ),
-            (None, None) => bail!(
-                "no authentication configured: set JWT_SECRET (HS256 bearer tokens), or AUTH_MODE=none \
-                 for local development (X-User-Id is then trusted)"
+            (false, Some(secret), None) => Authenticator::jwt(secret.as_bytes())?,
+            (false, None, Some(url)) => Authenticator::jwks(url)?,
+            (true, None, None) => Authenticator::Off,
+            _ => bail!(
+                "more than one of JWT_SECRET, JWT_JWKS_URL and AUTH_MODE=none is set: set exactly one \
+                 (JWT_SECRET for HS256 tokens, JWT_JWKS_URL for an identity provider's, AUTH_MODE=none \
+                 for local development only)"
             ),
-            (None, Some(secret)) => Authenticator::jwt(secret.as_bytes())?,
-            (Some(AuthMode::None), None) => Authenticator::Off,
         };
         authenticator.with_issuer_and_audience(self.jwt_issuer.clone(), self.jwt_audience.clone())
     }
@@ -369,10 +380,18 @@ async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let settings = cli.settings()?;
-    if settings.auth.is_required() {
-        tracing::info!("authentication: HS256 bearer tokens (JWT_SECRET)");
-    } else {
-        tracing::warn!("AUTH_MODE=none: authentication is off and X-User-Id is trusted; for local development only");
+    match &settings.auth {
+        Authenticator::Jwt(_) => {
+            tracing::info!("authentication: HS256 bearer tokens (JWT_SECRET)");
+        }
+        Authenticator::Jwks(_) => tracing::info!(
+            url = cli.jwt_jwks_url.as_deref().unwrap_or_default(),
+            "authentication: RS256/ES256 bearer tokens of an identity provider (JWT_JWKS_URL); \
+             not ready until its key set is fetched"
+        ),
+        Authenticator::Off => tracing::warn!(
+            "AUTH_MODE=none: authentication is off and X-User-Id is trusted; for local development only"
+        ),
     }
     if !cli.no_migrate {
         order_postgres::migrate(pool).await?;

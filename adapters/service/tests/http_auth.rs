@@ -657,11 +657,12 @@ fn the_service_starts_with_exactly_one_of_jwt_secret_and_auth_mode_none() {
         .is_required());
 }
 
-#[test]
-fn the_binary_refuses_to_start_without_authentication_and_mints_tokens() {
+#[tokio::test]
+async fn the_binary_refuses_to_start_without_authentication_and_mints_tokens() {
     let binary = env!("CARGO_BIN_EXE_order-service");
     let refused = std::process::Command::new(binary)
         .env_remove("JWT_SECRET")
+        .env_remove("JWT_JWKS_URL")
         .env_remove("AUTH_MODE")
         .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere")
         .env("HTTP_ADDR", "127.0.0.1:0")
@@ -693,6 +694,7 @@ fn the_binary_refuses_to_start_without_authentication_and_mints_tokens() {
     let token = String::from_utf8(minted.stdout).expect("text");
     let actor = authenticator()
         .authenticate(Some(format!("Bearer {}", token.trim()).as_bytes()), None)
+        .await
         .expect("the minted token authenticates");
     assert_eq!(actor.user_id(), Some("alice"));
     assert_eq!(actor.own_customer().map(|c| c.as_str()), Some("cust-1"));
@@ -704,6 +706,7 @@ fn the_binary_refuses_to_start_without_authentication_and_mints_tokens() {
     let help = String::from_utf8_lossy(&help.stdout);
     for setting in [
         "JWT_SECRET",
+        "JWT_JWKS_URL",
         "AUTH_MODE",
         "HTTP_BODY_LIMIT",
         "HTTP_MAX_CONCURRENT_REQUESTS",
@@ -801,6 +804,7 @@ async fn with_an_issuer_and_an_audience_only_tokens_naming_both_get_in(pool: PgP
     let any = sign(&with("aud", json!("billing")), Algorithm::HS256, SECRET);
     assert!(open
         .authenticate(Some(format!("Bearer {any}").as_bytes()), None)
+        .await
         .is_ok());
 }
 

@@ -15,7 +15,10 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 
-use crate::support::{jwt_settings, order, Rpc, Server, RPC_NAMES};
+use order_api::auth::Authenticator;
+use order_service::ServiceSettings;
+
+use crate::support::{jwt_settings, order, Call, Rpc, Server, RPC_NAMES};
 
 const SERVICE: &str = "orders.v1.OrderService";
 
@@ -59,6 +62,46 @@ async fn health_is_serving_with_the_database_and_open_while_rpcs_need_a_token(po
         .await
         .expect_err("the same server still refuses an rpc without a token");
     assert_eq!(refused.code(), Code::Unauthenticated);
+}
+
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
+async fn health_is_not_serving_and_rpcs_unavailable_until_the_identity_providers_keys_are_fetched(
+    pool: PgPool,
+) {
+    // A key set that cannot be fetched: nothing listens on the port.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/keys", closed.local_addr().unwrap());
+    drop(closed);
+    let settings = ServiceSettings {
+        auth: Authenticator::jwks(&url).expect("an http URL"),
+        ..ServiceSettings::default()
+    };
+    let server = Server::with_settings(pool, &settings).await;
+    // The probe asks every second; give it two rounds to have answered.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        status(&server, "").await.unwrap(),
+        ServingStatus::NotServing
+    );
+    assert_eq!(
+        status(&server, SERVICE).await.unwrap(),
+        ServingStatus::NotServing
+    );
+    // A well-formed RS256 token naming a key: nothing to check it against yet.
+    let b64 = |json: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    };
+    let token = format!(
+        "{}.{}.c2ln",
+        b64(r#"{"alg":"RS256","kid":"k-1"}"#),
+        b64(r#"{"sub":"olga","exp":4102444800,"roles":["operator"]}"#)
+    );
+    let refused = server
+        .send(Call::from(Rpc::Create(order())).bearer(&token))
+        .await
+        .expect_err("no keys yet");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
 }
 
 #[sqlx::test(migrator = "order_postgres::MIGRATOR")]
