@@ -202,6 +202,28 @@ ensure_sqlx_cli() {
         die "sqlx-cli installed but 'cargo sqlx --version' does not report ${version}"
 }
 
+# The AsyncAPI specification's JSON Schemas (npm package @asyncapi/specs), which the
+# contract test checks /asyncapi.json against; installed into .local/, never committed.
+ASYNCAPI_SPECS_VERSION="6.11.1"
+ASYNCAPI_SPECS_DIR="$REPO_ROOT/.local/asyncapi-specs"
+
+# ensure_asyncapi_spec — install @asyncapi/specs (pinned) with npm when missing and
+# export ASYNCAPI_SPEC, the path of its AsyncAPI 3.0.0 schema.
+ensure_asyncapi_spec() {
+    local schema="$ASYNCAPI_SPECS_DIR/node_modules/@asyncapi/specs/schemas/3.0.0.json"
+    local installed="$ASYNCAPI_SPECS_DIR/node_modules/@asyncapi/specs/package.json"
+    if ! grep -q "\"version\": \"${ASYNCAPI_SPECS_VERSION}\"" "$installed" 2>/dev/null; then
+        command -v npm >/dev/null 2>&1 || die "npm is needed to install @asyncapi/specs (apt-get install npm)"
+        log "installing @asyncapi/specs ${ASYNCAPI_SPECS_VERSION} into .local/asyncapi-specs (first run only)"
+        mkdir -p "$ASYNCAPI_SPECS_DIR"
+        npm install --prefix "$ASYNCAPI_SPECS_DIR" --no-audit --no-fund --ignore-scripts \
+            "@asyncapi/specs@${ASYNCAPI_SPECS_VERSION}" >&2 ||
+            die "npm install @asyncapi/specs@${ASYNCAPI_SPECS_VERSION} failed"
+    fi
+    [[ -f "$schema" ]] || die "@asyncapi/specs has no schemas/3.0.0.json"
+    export ASYNCAPI_SPEC="$schema"
+}
+
 # with_scratch_database FN [ARGS...] — create a database of its own, apply
 # migrations/ to it, run FN with SCRATCH_DATABASE_URL pointing at it, then drop it
 # (also when FN fails). Returns FN's status.

@@ -5,6 +5,8 @@
 #   * PostgreSQL on 127.0.0.1:5432 (sqlx::test creates throwaway databases
 #     from DATABASE_URL, so it points at the "postgres" maintenance database);
 #   * a fresh in-memory tansu Kafka broker on a free port, stopped on exit;
+#   * @asyncapi/specs from npm (into .local/), the schema /asyncapi.json is checked
+#     against (ASYNCAPI_SPEC);
 #   * sqlx-cli, to check first that `.sqlx/` (the SQL macros' offline data) matches
 #     the queries on a throwaway migrated database (stale: run scripts/sqlx-prepare.sh).
 #
@@ -30,6 +32,7 @@ ensure_postgres
 check_sqlx_offline_data
 
 ensure_tansu
+ensure_asyncapi_spec
 
 KAFKA_PORT="$(free_port)"
 BROKER_LOG="$LOG_DIR/test-broker-${KAFKA_PORT}.log"

@@ -4,11 +4,13 @@
 //!
 //! # Layout
 //! - [`system`]: [`System`], started per test, and the topic helpers.
+//! - [`contract`]: every message read is checked against the event contract.
 //! - [`processes`]: `outbox-relay` processes to kill and brokers to freeze, for fault injection.
 //! - `tests/e2e/`: the end-to-end tests (one binary).
 //! - `benches/pipeline/`: the pipeline's figures, with the real binaries as child
 //!   processes (`scripts/bench.sh`).
 
+pub mod contract;
 pub mod processes;
 pub mod system;
 

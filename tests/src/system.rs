@@ -301,6 +301,7 @@ impl System {
         let mut received = Vec::new();
         let deadline = tokio::time::Instant::now() + timeout;
         while let Ok(Some(message)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            crate::contract::check(&message);
             received.push(message);
             if until(&received) {
                 break;

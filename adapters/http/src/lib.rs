@@ -44,6 +44,8 @@ pub struct AppState {
     pub auth: Authenticator,
     /// The largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// The topic the events are published on (`ORDERS_TOPIC`), named by `/asyncapi.json`.
+    pub orders_topic: String,
 }
 
 /// The router with every route of API.md.
@@ -70,5 +72,6 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
             handlers::guard,
         ))
         .layer(Extension(openapi::DocumentJson::new(&document)))
+        .layer(Extension(openapi::AsyncApiJson::new(&state.orders_topic)))
         .with_state(state)
 }

@@ -203,6 +203,7 @@ fn http_router(
         metrics: Arc::new(HttpMetrics::new()?),
         auth: settings.auth.clone(),
         body_limit: settings.body_limit,
+        orders_topic: settings.orders_topic.clone(),
     };
     Ok(router(state, settings.limits))
 }

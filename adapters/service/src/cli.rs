@@ -19,7 +19,7 @@ use order_kafka::projector::ProjectorSettings;
 use crate::app::{App, Listeners};
 use crate::settings::{
     ServiceSettings, DEFAULT_BODY_LIMIT, DEFAULT_DISCOUNT_CODES, DEFAULT_MAX_CONCURRENT_REQUESTS,
-    DEFAULT_REQUEST_TIMEOUT_MS,
+    DEFAULT_ORDERS_TOPIC, DEFAULT_REQUEST_TIMEOUT_MS,
 };
 
 /// HTTP and gRPC APIs for order commands and queries.
@@ -142,7 +142,7 @@ pub struct Cli {
     pub kafka_brokers: String,
 
     /// Topic of the order events.
-    #[arg(long, env = "ORDERS_TOPIC", default_value = "orders.events")]
+    #[arg(long, env = "ORDERS_TOPIC", default_value = DEFAULT_ORDERS_TOPIC)]
     pub orders_topic: String,
 
     /// Consumer group of the projector (one read model = one group).
@@ -266,6 +266,7 @@ impl Cli {
             max_attempts: self.command_max_attempts,
             snapshot_interval: self.snapshot_interval,
             auth,
+            orders_topic: self.orders_topic.clone(),
         })
     }
 

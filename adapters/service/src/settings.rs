@@ -14,6 +14,8 @@ pub const DEFAULT_DISCOUNT_CODES: &str = "WELCOME10=10,VIP20=20";
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// `HTTP_REQUEST_TIMEOUT_MS` when unset.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// `ORDERS_TOPIC` when unset.
+pub const DEFAULT_ORDERS_TOPIC: &str = order_events::asyncapi::DEFAULT_TOPIC;
 /// `HTTP_MAX_CONCURRENT_REQUESTS` when unset.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
 
@@ -31,6 +33,8 @@ pub struct ServiceSettings {
     pub snapshot_interval: u64,
     /// How requests are authenticated.
     pub auth: Authenticator,
+    /// The topic of the order events (`ORDERS_TOPIC`), as `/asyncapi.json` names it.
+    pub orders_topic: String,
 }
 
 impl Default for ServiceSettings {
@@ -49,6 +53,7 @@ impl Default for ServiceSettings {
             max_attempts: application::commands::DEFAULT_MAX_ATTEMPTS,
             snapshot_interval: application::commands::DEFAULT_SNAPSHOT_INTERVAL,
             auth: Authenticator::Off,
+            orders_topic: DEFAULT_ORDERS_TOPIC.to_owned(),
         }
     }
 }

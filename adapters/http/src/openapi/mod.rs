@@ -39,7 +39,13 @@ pub(super) use responses::{
 pub(super) use schemas::{OrderStatus, PaymentMethod};
 
 /// The routes that need no authentication (API.md, "Authentication and authorization").
-pub(super) const OPEN_PATHS: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
+pub(super) const OPEN_PATHS: [&str; 5] = [
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/asyncapi.json",
+];
 
 /// The name of the bearer security scheme.
 pub(super) const BEARER: &str = "bearer";
@@ -57,7 +63,7 @@ pub(super) const BEARER: &str = "bearer";
     tags(
         (name = "commands", description = "Append events to an order's stream; answer an acknowledgment."),
         (name = "queries", description = "Read an order, its history or a page of the read model."),
-        (name = "operations", description = "Health, readiness, metrics and this document; no authentication.")
+        (name = "operations", description = "Health, readiness, metrics, this document and the events' AsyncAPI document; no authentication.")
     ),
     components(schemas(
         crate::dto::AckResponse,
@@ -88,6 +94,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(readyz))
         .routes(routes!(metrics_text))
         .routes(routes!(openapi_json))
+        .routes(routes!(asyncapi_json))
 }
 
 /// The OpenAPI document of every route; with `bearer_auth`, every route but
@@ -158,12 +165,42 @@ impl DocumentJson {
     responses(responses::Document, OpenProblems)
 )]
 pub(super) async fn openapi_json(Extension(document): Extension<DocumentJson>) -> Response {
+    json_document(document.0)
+}
+
+/// A document serialized beforehand, as `application/json`.
+fn json_document(bytes: Bytes) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        document.0,
+        bytes,
     )
         .into_response()
+}
+
+/// The AsyncAPI document, serialized once when the router is built.
+#[derive(Debug, Clone)]
+pub(super) struct AsyncApiJson(Bytes);
+
+impl AsyncApiJson {
+    /// The document of the events published on `topic`.
+    pub(super) fn new(topic: &str) -> Self {
+        let document = order_events::asyncapi::document(topic, env!("CARGO_PKG_VERSION"));
+        Self(serde_json::to_vec(&document).unwrap_or_default().into())
+    }
+}
+
+/// The AsyncAPI 3.0 document of the order events on Kafka (`ORDERS_TOPIC`), generated
+/// from the consumer crate's types.
+#[utoipa::path(
+    get,
+    path = "/asyncapi.json",
+    tag = "operations",
+    params(CorrelationHeader),
+    responses(responses::AsyncApiDocument, OpenProblems)
+)]
+pub(super) async fn asyncapi_json(Extension(document): Extension<AsyncApiJson>) -> Response {
+    json_document(document.0)
 }

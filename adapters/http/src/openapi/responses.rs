@@ -195,6 +195,23 @@ impl IntoResponses for Document {
     }
 }
 
+/// 200 from `/asyncapi.json`.
+#[derive(Debug)]
+pub(crate) struct AsyncApiDocument;
+
+impl IntoResponses for AsyncApiDocument {
+    fn responses() -> Responses {
+        one(
+            200,
+            json(
+                "The AsyncAPI 3.0 document of the events on Kafka: the topic, the key, the \
+                 CloudEvents headers and one message per eventType with its JSON Schema.",
+                ObjectBuilder::new().schema_type(Type::Object),
+            ),
+        )
+    }
+}
+
 /// A problem answer for `status`, described for the routes that can give it.
 fn problem(status: u16) -> (String, RefOr<Response>) {
     let description = match status {

@@ -111,7 +111,7 @@ async fn a_whole_lifecycle_and_its_errors_match_the_documented_schemas(pool: PgP
         .await;
     assert_eq!(last.json["nextCursor"], Value::Null);
     api.expect(Call::get("/orders?status=shipped"), 200).await;
-    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+    for path in OPEN {
         api.expect(Call::get(path), 200).await;
     }
 

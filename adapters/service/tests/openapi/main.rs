@@ -40,7 +40,7 @@ use support::{item, order_body, payment};
 
 /// Every route of API.md ("HTTP commands", "HTTP queries"), as method and path template:
 /// the document must describe these, no more and no less.
-const ROUTES: [(&str, &str); 14] = [
+const ROUTES: [(&str, &str); 15] = [
     ("POST", "/orders"),
     ("POST", "/orders/{id}/items"),
     ("DELETE", "/orders/{id}/items/{productId}"),
@@ -55,10 +55,17 @@ const ROUTES: [(&str, &str); 14] = [
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+    ("GET", "/asyncapi.json"),
 ];
 
 /// The routes that need no authentication.
-const OPEN: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
+const OPEN: [&str; 5] = [
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/asyncapi.json",
+];
 
 /// The commands that take a JSON body.
 const WITH_BODY: [(&str, &str); 6] = [

@@ -142,3 +142,22 @@ fn no_route_is_added_around_the_documented_route_table() {
         "register routes only with `.routes(routes!(...))` in http/openapi: {found:#?}"
     );
 }
+
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
+async fn the_asyncapi_document_of_the_configured_topic_is_served_without_a_token(pool: PgPool) {
+    let settings = ServiceSettings {
+        auth: order_api::Authenticator::jwt(b"an-openapi-test-secret-of-32-bytes-or-more")
+            .expect("a long enough secret"),
+        orders_topic: "shop.orders".to_owned(),
+        ..ServiceSettings::default()
+    };
+    let router = build_router(pool, &settings).expect("the router builds");
+    let reply = send(&router, Call::get("/asyncapi.json")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.headers["content-type"], "application/json");
+    assert_eq!(
+        reply.json,
+        order_events::asyncapi::document("shop.orders", env!("CARGO_PKG_VERSION")),
+        "the consumer crate's document, for ORDERS_TOPIC"
+    );
+}
