@@ -9,13 +9,19 @@ use std::time::{Duration, Instant};
 /// The `outbox-relay` binary built beside this test binary (`scripts/test.sh` builds
 /// it with `cargo build --workspace --bins` before testing).
 pub fn relay_binary() -> PathBuf {
+    workspace_binary("outbox-relay")
+}
+
+/// A binary of the workspace, built beside this test binary (`scripts/test.sh` builds
+/// them all with `cargo build --workspace --bins` before testing).
+pub fn workspace_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/e2e-<hash> → target/<profile>/outbox-relay
+    // target/<profile>/deps/e2e-<hash> → target/<profile>/<name>
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target dir");
-    let binary = profile_dir.join("outbox-relay");
+    let binary = profile_dir.join(name);
     assert!(
         binary.exists(),
         "{} is missing: build it first (scripts/test.sh runs cargo build --workspace --bins first)",

@@ -13,12 +13,19 @@
 //! - [`schema`]: the JSON Schema (draft 2020-12) of every message, from the types.
 //! - [`asyncapi`]: the AsyncAPI 3.0 document of the topic (`GET /asyncapi.json`).
 //! - [`compat`]: the compatibility gate between a released schema and the current one.
+//! - [`sequence`]: per-order ordering and dedupe in memory ([`Verdict`]: apply, skip a
+//!   repeat, or hold a gap).
+//! - `inbox` (feature `postgres`): the same in the consumer's database, in the
+//!   transaction of its effect.
 
 pub mod asyncapi;
 pub mod compat;
 pub mod decode;
+#[cfg(feature = "postgres")]
+pub mod inbox;
 pub mod payloads;
 pub mod schema;
+pub mod sequence;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -26,6 +33,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use decode::{decode, DecodeError};
+#[cfg(feature = "postgres")]
+pub use inbox::PgInbox;
+pub use sequence::{Sequencer, Verdict};
 
 /// Every `eventType` on the topic.
 pub const EVENT_TYPES: [&str; 7] = [
