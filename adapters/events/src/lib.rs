@@ -98,6 +98,21 @@ pub enum Event {
 }
 
 impl Event {
+    /// Its payload's JSON, in the current `schemaVersion`.
+    pub fn payload(&self) -> serde_json::Value {
+        let payload = match self {
+            Self::OrderCreated(p) => serde_json::to_value(p),
+            Self::ItemAdded(p) => serde_json::to_value(p),
+            Self::ItemRemoved(p) => serde_json::to_value(p),
+            Self::DeliveryAddressChanged(p) => serde_json::to_value(p),
+            Self::PaymentProcessed(p) => serde_json::to_value(p),
+            Self::OrderShipped(p) => serde_json::to_value(p),
+            Self::OrderCancelled(p) => serde_json::to_value(p),
+        };
+        // Plain structs of strings and integers always serialize.
+        payload.unwrap_or_default()
+    }
+
     /// Its `eventType`.
     pub fn event_type(&self) -> &'static str {
         match self {

@@ -3,17 +3,25 @@
 //! [`Projector`], and commits the consumer offsets only after the read model's
 //! transaction committed. A crash in between redelivers the batch, which the projector
 //! skips (it is idempotent), so the read model is built at least once and never twice.
+//!
+//! It consumes through the consumer crate `order-events`, as any downstream team does:
+//! every message is decoded, checked against its headers and upcast by
+//! [`order_events::decode`]. Dedupe and ordering are the read model's own: each
+//! summary keeps its order's version in the same transaction as its content (the
+//! inbox pattern of `order_events::PgInbox`, per row), and a gap is filled from the
+//! event store, which only the service can read.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
-use application::envelope::from_wire;
-use application::{EventEnvelope, Projector};
+use application::envelope::decode_event;
+use application::{EventEnvelope, EventMetadata, Projector};
+use domain::OrderId;
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// Where the projector reads.
@@ -153,7 +161,7 @@ fn take(
     match message {
         Ok(message) => {
             offsets.insert(message.partition(), message.offset() + 1);
-            match decode(message.payload().unwrap_or_default()) {
+            match decode(&message) {
                 Ok(envelope) => batch.push(envelope),
                 Err(error) => tracing::error!(
                     partition = message.partition(),
@@ -167,7 +175,33 @@ fn take(
     }
 }
 
-fn decode(payload: &[u8]) -> anyhow::Result<EventEnvelope> {
-    let value: serde_json::Value = serde_json::from_slice(payload).context("not JSON")?;
-    Ok(from_wire(&value)?)
+/// The message as the application's envelope, through the consumer crate: decoded,
+/// checked against its CloudEvents headers, upcast to the current shape.
+fn decode(message: &BorrowedMessage<'_>) -> anyhow::Result<EventEnvelope> {
+    let headers: Vec<(&str, &[u8])> = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| (h.key, h.value.unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let decoded = order_events::decode(message.payload().unwrap_or_default(), headers)?;
+    let event_type = decoded.event.event_type();
+    let schema_version = order_events::current_schema_version(event_type).unwrap_or(1);
+    Ok(EventEnvelope {
+        event_id: decoded.event_id,
+        aggregate_id: OrderId::from_uuid(decoded.aggregate_id),
+        version: decoded.version,
+        occurred_at: decoded.occurred_at,
+        event: decode_event(event_type, schema_version, decoded.event.payload())?,
+        metadata: EventMetadata {
+            user_id: decoded.metadata.user_id,
+            correlation_id: decoded.metadata.correlation_id,
+            causation_id: decoded.metadata.causation_id,
+        },
+        traceparent: decoded.traceparent,
+        recorded_at: None,
+    })
 }
