@@ -87,8 +87,9 @@ pub(super) struct CreateOrderRequest {
     #[schema(value_type = Vec<ItemRequest>, min_items = 1, max_items = 100)]
     items: Option<Vec<ItemRequest>>,
     /// Resolved by the service's discount policy (`DISCOUNT_CODES`; an unknown code
-    /// answers 422); percentages add up (capped at 100). Absent or `null`: none.
-    #[schema(value_type = Option<Vec<ShortText>>, max_items = 3)]
+    /// answers 422), each at most once; percentages add up (capped at 100). Absent or
+    /// `null`: none.
+    #[schema(value_type = Option<std::collections::BTreeSet<ShortText>>, max_items = 3)]
     discount_codes: Option<Vec<String>>,
 }
 

@@ -48,15 +48,17 @@ fn now_seconds() -> u64 {
 
 /// The command line of the pinned schemathesis, as `scripts/test.sh` gives it.
 fn schemathesis() -> PathBuf {
-    std::env::var_os("SCHEMATHESIS").map(PathBuf::from).unwrap_or_else(|| {
-        panic!(
-            "SCHEMATHESIS is not set: this test runs the schemathesis command line that \
+    std::env::var_os("SCHEMATHESIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            panic!(
+                "SCHEMATHESIS is not set: this test runs the schemathesis command line that \
              scripts/test.sh installs into .local/venv-schemathesis and names in \
              SCHEMATHESIS. Run it with `scripts/test.sh -p order-service --test \
              schemathesis`, or set SCHEMATHESIS=.local/venv-schemathesis/bin/schemathesis \
              after one such run."
-        )
-    })
+            )
+        })
 }
 
 #[sqlx::test(migrator = "order_postgres::MIGRATOR")]
@@ -99,7 +101,13 @@ async fn schemathesis_finds_no_failure_against_the_served_document(pool: PgPool)
         .args(["run", &url, "--checks", CHECKS])
         .args(["--max-examples", MAX_EXAMPLES, "--seed", SEED])
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
-        .args(["--workers", "1", "--generation-database", "none", "--no-color"])
+        .args([
+            "--workers",
+            "1",
+            "--generation-database",
+            "none",
+            "--no-color",
+        ])
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .current_dir(&work)
         .kill_on_drop(true)
