@@ -75,7 +75,7 @@ pub(crate) fn date_time_pattern() -> String {
     format!("^{date}[Tt ]{time}{offset}$")
 }
 
-/// The hex of one ASCII character of `class` (each digit of the hex in either case).
+/// The hex of any one of the ASCII characters `chars` (each hex digit in either case).
 fn hex_of(chars: &str) -> String {
     let alternatives: Vec<String> = chars
         .bytes()
