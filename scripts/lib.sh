@@ -17,6 +17,7 @@
 #   ensure_sqlx_cli           make sure sqlx-cli (`cargo sqlx`) matches Cargo.lock's sqlx
 #   with_scratch_database FN  run FN with SCRATCH_DATABASE_URL: a fresh, migrated database
 #   check_sqlx_offline_data   fail when `.sqlx/` does not match the code's queries
+#   ensure_schemathesis       make sure schemathesis (pinned) is in .local/venv-schemathesis
 #   start_broker PORT LOG     start an in-memory tansu broker in the background
 #   create_topic PORT NAME N  create a topic (idempotent)
 #   track_pid PID             have PID killed when the script exits
@@ -264,6 +265,36 @@ check_sqlx_offline_data() {
     with_scratch_database _sqlx_prepare check ||
         die ".sqlx/ is stale: run scripts/sqlx-prepare.sh (and commit .sqlx/)"
     log ".sqlx/ is up to date"
+}
+
+# --- schemathesis (OpenAPI fuzzer) ---------------------------------------------
+
+# The version the suite's schemathesis test and the README's figures are for: its
+# command line (4.x: --max-examples, --seed, --phases) and its checks change between
+# releases, so it is pinned.
+SCHEMATHESIS_VERSION="4.32.5"
+SCHEMATHESIS_VENV="$REPO_ROOT/.local/venv-schemathesis"
+
+_schemathesis_ok() {
+    "$SCHEMATHESIS_VENV/bin/schemathesis" --version 2>/dev/null | grep -qw "$SCHEMATHESIS_VERSION"
+}
+
+# ensure_schemathesis — make sure the pinned schemathesis is installed from PyPI into
+# its own virtualenv under .local/ (once; about 15 s), and export SCHEMATHESIS, the
+# path of its command line, for the test that runs it (order-service's
+# `tests/schemathesis.rs`).
+ensure_schemathesis() {
+    if ! _schemathesis_ok; then
+        command -v python3 >/dev/null || die "python3 not found; cannot install schemathesis"
+        log "installing schemathesis ${SCHEMATHESIS_VERSION} into .local/venv-schemathesis (first run only)"
+        rm -rf "$SCHEMATHESIS_VENV"
+        python3 -m venv "$SCHEMATHESIS_VENV" ||
+            die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+        "$SCHEMATHESIS_VENV/bin/pip" install --quiet "schemathesis==${SCHEMATHESIS_VERSION}" ||
+            die "pip install schemathesis==${SCHEMATHESIS_VERSION} failed"
+        _schemathesis_ok || die "schemathesis installed but does not report ${SCHEMATHESIS_VERSION}"
+    fi
+    export SCHEMATHESIS="$SCHEMATHESIS_VENV/bin/schemathesis"
 }
 
 # --- tansu (Kafka-protocol broker) -------------------------------------------

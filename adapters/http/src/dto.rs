@@ -16,6 +16,8 @@ use utoipa::ToSchema;
 
 use application::envelope::format_time;
 
+use super::openapi::{CountryCode, CurrencyCode, OrderIdText, ShortText, Text};
+
 // The schemas (`ToSchema`) say what the API requires: a field is `Option` here only so
 // that `try_into_domain` can name every missing one, so required fields are documented
 // with a non-`Option` `value_type`.
@@ -25,16 +27,17 @@ use application::envelope::format_time;
 #[serde(rename_all = "camelCase")]
 #[schema(as = Address)]
 pub(super) struct AddressRequest {
-    #[schema(value_type = String, min_length = 1, max_length = 200)]
+    #[schema(value_type = Text)]
     line1: Option<String>,
-    #[schema(min_length = 1, max_length = 200, nullable = false)]
+    /// Optional: absent or `null`.
+    #[schema(value_type = Option<Text>)]
     line2: Option<String>,
-    #[schema(value_type = String, min_length = 1, max_length = 200)]
+    #[schema(value_type = Text)]
     city: Option<String>,
-    #[schema(min_length = 1, max_length = 200, nullable = false)]
+    /// Optional: absent or `null`.
+    #[schema(value_type = Option<Text>)]
     postal_code: Option<String>,
-    /// ISO 3166-1 alpha-2.
-    #[schema(value_type = String, pattern = "^[A-Z]{2}$", example = "VN")]
+    #[schema(value_type = CountryCode)]
     country: Option<String>,
 }
 
@@ -43,11 +46,11 @@ pub(super) struct AddressRequest {
 #[serde(rename_all = "camelCase")]
 #[schema(as = Customer)]
 pub(super) struct CustomerRequest {
-    #[schema(value_type = String, min_length = 1, max_length = 200)]
+    #[schema(value_type = Text)]
     customer_id: Option<String>,
-    #[schema(value_type = String, min_length = 1, max_length = 200)]
+    #[schema(value_type = Text)]
     name: Option<String>,
-    #[schema(value_type = String, min_length = 1, max_length = 200)]
+    #[schema(value_type = Text)]
     phone: Option<String>,
     #[schema(value_type = AddressRequest)]
     address: Option<AddressRequest>,
@@ -58,11 +61,12 @@ pub(super) struct CustomerRequest {
 #[serde(rename_all = "camelCase")]
 #[schema(as = OrderLine)]
 pub(super) struct ItemRequest {
-    #[schema(value_type = String, min_length = 1, max_length = 64)]
+    #[schema(value_type = ShortText)]
     product_id: Option<String>,
     #[schema(value_type = u64, minimum = 1, maximum = 1_000_000)]
     quantity: Option<u64>,
-    #[schema(value_type = u64, maximum = 1_000_000_000_000_000_u64)]
+    /// 0 to 10^15 minor units.
+    #[schema(value_type = u64, minimum = 0, maximum = 1_000_000_000_000_000_u64)]
     unit_price: Option<u64>,
 }
 
@@ -72,19 +76,20 @@ pub(super) struct ItemRequest {
 #[schema(as = CreateOrder)]
 pub(super) struct CreateOrderRequest {
     /// The client's id for the order, so that a retry cannot create a second one;
-    /// the server makes one (UUID v7) when absent.
-    #[schema(value_type = Option<String>, format = Uuid, nullable = false)]
+    /// the server makes one (UUID v7) when absent or `null`.
+    #[schema(value_type = Option<OrderIdText>)]
     order_id: Option<String>,
     #[schema(value_type = CustomerRequest)]
     customer: Option<CustomerRequest>,
-    /// ISO 4217.
-    #[schema(value_type = String, pattern = "^[A-Z]{3}$", example = "VND")]
+    #[schema(value_type = CurrencyCode)]
     currency: Option<String>,
-    /// One line per product.
+    /// One line per product (the same `productId` twice answers 422).
     #[schema(value_type = Vec<ItemRequest>, min_items = 1, max_items = 100)]
     items: Option<Vec<ItemRequest>>,
-    /// Resolved by the service's discount policy; percentages add up (capped at 100).
-    #[schema(max_items = 3, nullable = false)]
+    /// Resolved by the service's discount policy (`DISCOUNT_CODES`; an unknown code
+    /// answers 422), each at most once; percentages add up (capped at 100). Absent or
+    /// `null`: none.
+    #[schema(value_type = Option<std::collections::BTreeSet<ShortText>>, max_items = 3)]
     discount_codes: Option<Vec<String>>,
 }
 
@@ -92,9 +97,10 @@ pub(super) struct CreateOrderRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct PaymentRequest {
-    #[schema(value_type = String, min_length = 1, max_length = 64)]
+    #[schema(value_type = ShortText)]
     payment_id: Option<String>,
-    #[schema(value_type = u64)]
+    /// Minor units, 0 to 2^63 − 1.
+    #[schema(value_type = u64, minimum = 0, maximum = 9_223_372_036_854_775_807_u64)]
     amount: Option<u64>,
     #[schema(value_type = super::openapi::PaymentMethod)]
     method: Option<String>,
@@ -104,9 +110,9 @@ pub(super) struct PaymentRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct ShipmentRequest {
-    #[schema(value_type = String, min_length = 1, max_length = 64)]
+    #[schema(value_type = ShortText)]
     tracking_number: Option<String>,
-    #[schema(value_type = String, min_length = 1, max_length = 64)]
+    #[schema(value_type = ShortText)]
     carrier: Option<String>,
 }
 
@@ -114,7 +120,7 @@ pub(super) struct ShipmentRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct CancellationRequest {
-    #[schema(value_type = String, min_length = 1, max_length = 200)]
+    #[schema(value_type = Text)]
     reason: Option<String>,
 }
 

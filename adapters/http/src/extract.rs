@@ -238,6 +238,42 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_if_match_pattern_accepts_what_the_parser_accepts() {
+        let pattern = serde_json::json!({
+            "type": "string",
+            "pattern": crate::openapi::rules::if_match_pattern(),
+        });
+        let documented = jsonschema::draft202012::new(&pattern).expect("the pattern compiles");
+        for value in [
+            "\"7\"",
+            "W/\"7\"",
+            "W/7",
+            "7",
+            "007",
+            "*",
+            "\"\"",
+            "\"7",
+            "7\"",
+            "W/*",
+            "w/\"7\"",
+            "\"x\"",
+            "-1",
+            "+1",
+            "1.0",
+            "W/",
+            "",
+            "**",
+            "\"1\"\"2\"",
+        ] {
+            assert_eq!(
+                documented.is_valid(&serde_json::Value::String(value.to_owned())),
+                parse_if_match(value).is_some(),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
     fn a_syntax_error_is_400_and_a_shape_error_is_422_with_its_path() {
         #[derive(Debug, serde::Deserialize)]
         #[allow(dead_code)]

@@ -267,8 +267,9 @@ pub(super) async fn cancel(
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub(super) struct GetOrderParams {
-    /// The order as it was at this instant (RFC 3339); 404 if it did not exist yet.
-    #[param(format = DateTime, nullable = false)]
+    /// The order as it was at this instant (RFC 3339; `T`, `t` or a space between date
+    /// and time); 404 if it did not exist yet; a malformed or impossible instant: 400.
+    #[param(schema_with = super::openapi::rules::as_of_schema)]
     as_of: Option<String>,
 }
 
@@ -310,8 +311,8 @@ pub(super) async fn get_order(
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListParams {
-    /// Only this customer's orders.
-    #[param(min_length = 1, max_length = 200, nullable = false)]
+    /// Only this customer's orders (the `customerId` text rule; anything else: 400).
+    #[param(schema_with = super::openapi::rules::customer_id_schema)]
     customer_id: Option<String>,
     /// Only orders in this state.
     #[param(value_type = Option<super::openapi::OrderStatus>, nullable = false)]
@@ -319,8 +320,8 @@ pub(super) struct ListParams {
     /// The page size.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20, nullable = false)]
     limit: Option<String>,
-    /// `nextCursor` of the previous page.
-    #[param(nullable = false)]
+    /// `nextCursor` of the previous page (opaque; a malformed one answers 400).
+    #[param(schema_with = super::openapi::rules::cursor_schema)]
     cursor: Option<String>,
 }
 

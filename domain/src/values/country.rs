@@ -35,6 +35,11 @@ impl CountryCode {
         Ok(Self(bytes))
     }
 
+    /// Every accepted code, in alphabetical order (what the OpenAPI document lists).
+    pub fn codes() -> impl Iterator<Item = &'static str> {
+        ISO_3166_ALPHA2.split(' ')
+    }
+
     /// The two-letter code.
     pub fn code(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or("??")

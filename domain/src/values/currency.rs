@@ -34,6 +34,11 @@ impl Currency {
         Ok(Self(bytes))
     }
 
+    /// Every accepted code, in alphabetical order (what the OpenAPI document lists).
+    pub fn codes() -> impl Iterator<Item = &'static str> {
+        ISO_4217.split(' ')
+    }
+
     /// The three-letter code.
     pub fn code(&self) -> &str {
         // Only ASCII upper-case letters are ever stored.

@@ -11,11 +11,14 @@
 //! - this file: the route table ([`routes`]), the document ([`document`]) and its route.
 //! - `params`: path and header parameters shared by several routes.
 //! - `responses`: each route's success and problem answers.
+//! - `rules`: the code's input rules as JSON Schema (text, ids, ISO codes, `If-Match`,
+//!   `asOf`, `cursor`), each tested against the parser it describes.
 //! - `schemas`: the bodies no request or response type describes (problem, enums,
 //!   event envelope, health).
 
 mod params;
 mod responses;
+pub(super) mod rules;
 mod schemas;
 
 use axum::body::Bytes;
@@ -36,6 +39,7 @@ pub(super) use responses::{
     Acknowledged, CommandProblems, CreateProblems, Created, Healthy, HistoryFound, ListProblems,
     MetricsText, OpenProblems, OrderFound, OrderQueryProblems, PageFound, RemoveItemProblems,
 };
+pub(super) use rules::{CountryCode, CurrencyCode, OrderIdText, ShortText, Text};
 pub(super) use schemas::{OrderStatus, PaymentMethod};
 
 /// The routes that need no authentication (API.md, "Authentication and authorization").
@@ -97,13 +101,45 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(asyncapi_json))
 }
 
-/// The OpenAPI document of every route; with `bearer_auth`, every route but
-/// [`OPEN_PATHS`] requires an HTTP bearer (JWT) token.
-pub fn document(bearer_auth: bool) -> Document {
-    with_security(routes().into_openapi(), bearer_auth)
+/// The OpenAPI document of every route, as served (JSON); with `bearer_auth`, every
+/// route but [`OPEN_PATHS`] requires an HTTP bearer (JWT) token.
+pub fn document(bearer_auth: bool) -> serde_json::Value {
+    to_json(&with_security(routes().into_openapi(), bearer_auth))
 }
 
-/// Declares the bearer scheme and requires it on every route but [`OPEN_PATHS`].
+/// `document` as JSON, with its links' field names as OpenAPI spells them: utoipa 5's
+/// `Link` serializes them in snake case (`operation_id`), which no client reads.
+pub(super) fn to_json(document: &Document) -> serde_json::Value {
+    // Serializing plain data into memory cannot fail; `null` would show it.
+    let mut json = serde_json::to_value(document).unwrap_or_default();
+    let operations = json["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|item| item.values_mut());
+    let links = operations
+        .filter_map(|operation| operation.get_mut("responses")?.as_object_mut())
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|response| response.get_mut("links")?.as_object_mut())
+        .flat_map(|links| links.values_mut())
+        .filter_map(serde_json::Value::as_object_mut);
+    for link in links {
+        for (snake, camel) in [
+            ("operation_id", "operationId"),
+            ("operation_ref", "operationRef"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(value) = link.remove(snake) {
+                link.insert(camel.to_owned(), value);
+            }
+        }
+    }
+    json
+}
+
+/// Declares the bearer scheme and requires it on every route but [`OPEN_PATHS`]; the
+/// service then ignores `X-User-Id`, and the document says so.
 pub(super) fn with_security(mut document: Document, bearer_auth: bool) -> Document {
     if !bearer_auth {
         return document;
@@ -140,6 +176,11 @@ pub(super) fn with_security(mut document: Document, bearer_auth: bool) -> Docume
         ];
         for operation in operations.into_iter().flatten() {
             operation.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if parameter.name == params::USER_HEADER {
+                    *parameter = params::ignored_user_id();
+                }
+            }
         }
     }
     document
@@ -152,7 +193,11 @@ pub(super) struct DocumentJson(Bytes);
 impl DocumentJson {
     pub(super) fn new(document: &Document) -> Self {
         // Serializing plain data into memory cannot fail; an empty body would show it.
-        Self(serde_json::to_vec(document).unwrap_or_default().into())
+        Self(
+            serde_json::to_vec(&to_json(document))
+                .unwrap_or_default()
+                .into(),
+        )
     }
 }
 

@@ -3,8 +3,10 @@
 
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::{KnownFormat, Required, SchemaFormat};
+use utoipa::openapi::Required;
 use utoipa::IntoParams;
+
+use super::rules;
 
 fn parameter(
     name: &str,
@@ -35,8 +37,9 @@ fn order_id() -> Parameter {
         "id",
         ParameterIn::Path,
         true,
-        "The order id; anything but a UUID answers 400.",
-        string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+        "The order id, a UUID (hyphenated, 32 hex digits, braced or a URN); anything else \
+         answers 400.",
+        string().pattern(Some(rules::uuid_pattern())),
     )
 }
 
@@ -69,30 +72,46 @@ fn idempotency_key() -> Parameter {
     )
 }
 
+/// The name of the header that names the acting user when authentication is off.
+pub(super) const USER_HEADER: &str = "X-User-Id";
+
 fn user_id() -> Parameter {
     header(
-        "X-User-Id",
-        "The acting user, recorded in the events' `metadata.userId`; trusted only when \
-         authentication is off (ignored with a bearer token). Malformed: 400.",
-        string().min_length(Some(1)).max_length(Some(200)),
+        USER_HEADER,
+        "The acting user, recorded in the events' `metadata.userId` (authentication is \
+         off: it is trusted). Malformed (not 1 to 200 characters of UTF-8 text without \
+         control characters, or only white space): 400.",
+        rules::text(200),
+    )
+}
+
+/// `X-User-Id` as the service reads it with bearer authentication on: not at all.
+pub(super) fn ignored_user_id() -> Parameter {
+    header(
+        USER_HEADER,
+        "Ignored: with bearer authentication the acting user is the token's `sub`.",
+        string(),
     )
 }
 
 fn traceparent() -> Parameter {
     header(
         "traceparent",
-        "W3C trace context, carried into the events and onto the Kafka message (ignored \
-         when invalid).",
-        string().pattern(Some("^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")),
+        "W3C trace context (`00-<32 hex>-<16 hex>-<2 hex>`), carried into the events and \
+         onto the Kafka message; any other value is ignored, as W3C asks (never an error).",
+        string(),
     )
 }
 
 fn if_match() -> Parameter {
     header(
         "If-Match",
-        "The expected version, as the `ETag` gave it (`\"7\"`; `W/\"7\"`, `7` and `*` are \
-         accepted too): a mismatch answers 412 and writes nothing. Malformed: 400.",
-        string().examples(["\"7\""]),
+        "The expected version, as the `ETag` gave it (`\"7\"`; `W/\"7\"`, `W/7`, `7` and `*` \
+         are accepted too; the version must fit 64 bits): a mismatch answers 412 and writes \
+         nothing. Malformed: 400.",
+        string()
+            .pattern(Some(rules::if_match_pattern()))
+            .examples(["\"7\""]),
     )
 }
 
@@ -118,8 +137,9 @@ impl IntoParams for LinePath {
                 "productId",
                 ParameterIn::Path,
                 true,
-                "The product whose whole line is removed.",
-                string().min_length(Some(1)).max_length(Some(64)),
+                "The product whose whole line is removed (the `productId` rule: 1 to 64 \
+                 characters of text; anything else answers 400).",
+                rules::text(64),
             ),
         ]
     }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr};
@@ -58,6 +59,38 @@ fn one(status: u16, response: ResponseBuilder) -> Responses {
     BTreeMap::from([(status.to_string(), response.build().into())])
 }
 
+/// The operations on one order (`operationId`s: the handlers' names), each linked from
+/// every acknowledgment with the `orderId` it gives: a client (or a stateful fuzzer)
+/// follows them from `POST /orders` to the order it made and from one command to the
+/// next.
+pub(crate) const ORDER_OPERATIONS: [(&str, &str); 8] = [
+    ("GetOrder", "get_order"),
+    ("GetHistory", "get_history"),
+    ("AddItem", "add_item"),
+    ("RemoveItem", "remove_item"),
+    ("ChangeDeliveryAddress", "change_delivery_address"),
+    ("Pay", "pay"),
+    ("Ship", "ship"),
+    ("Cancel", "cancel"),
+];
+
+/// Links from an acknowledgment to every operation on its order; `product` is where
+/// `RemoveItem` finds a `productId` of the order (in the request that was acknowledged).
+fn with_order_links(mut response: ResponseBuilder, product: Option<&str>) -> ResponseBuilder {
+    for (name, operation_id) in ORDER_OPERATIONS {
+        let mut link = LinkBuilder::new()
+            .operation_id(operation_id)
+            .parameter("id", "$response.body#/orderId")
+            .description(format!("`{operation_id}` on the acknowledged order"));
+        if operation_id == "remove_item" {
+            let Some(product) = product else { continue };
+            link = link.parameter("productId", product);
+        }
+        response = response.link(name, link.build());
+    }
+    response
+}
+
 /// An acknowledgment `{orderId, version}`.
 fn acknowledgment(description: &str) -> ResponseBuilder {
     let response = with_etag(json(description, schema_ref::<AckResponse>()));
@@ -75,9 +108,10 @@ pub(crate) struct Created;
 impl IntoResponses for Created {
     fn responses() -> Responses {
         let response = acknowledgment("The order was created (`OrderCreated`).");
+        let response = header(response, "Location", "The new order: `/orders/{id}`.");
         one(
             201,
-            header(response, "Location", "The new order: `/orders/{id}`."),
+            with_order_links(response, Some("$request.body#/items/0/productId")),
         )
     }
 }
@@ -88,10 +122,9 @@ pub(crate) struct Acknowledged;
 
 impl IntoResponses for Acknowledged {
     fn responses() -> Responses {
-        one(
-            200,
-            acknowledgment("The command was applied; `version` is the order's new version."),
-        )
+        let response =
+            acknowledgment("The command was applied; `version` is the order's new version.");
+        one(200, with_order_links(response, None))
     }
 }
 

@@ -11,6 +11,8 @@
 //!   (JSON Schema draft 2020-12, which OpenAPI 3.1 uses): a status the document does not
 //!   give for the operation, or a body that breaks its schema, fails.
 //! - With bearer authentication the document requires it on every route but the open four.
+//! - Every limit the code enforces is in the document, and `null` means what it says
+//!   (`limits`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -519,5 +521,6 @@ async fn project(pool: &PgPool) {
 
 mod answers;
 mod bearer;
+mod limits;
 mod routes;
 mod schemas;

@@ -139,3 +139,54 @@ fn the_schemas_mark_what_the_api_requires_and_its_enums() {
         json!("uuid")
     );
 }
+
+#[test]
+fn every_acknowledgment_links_to_every_operation_on_its_order() {
+    let spec = Spec::new(built_document(false));
+    let ids: BTreeSet<&str> = spec
+        .operations()
+        .iter()
+        .filter_map(|op| op.value["operationId"].as_str())
+        .collect();
+    let on_an_order: BTreeSet<&str> = spec
+        .operations()
+        .iter()
+        .filter(|op| op.template.starts_with("/orders/{id}"))
+        .filter_map(|op| op.value["operationId"].as_str())
+        .collect();
+    assert_eq!(on_an_order.len(), 8, "{on_an_order:?}");
+    for op in spec.operations() {
+        let Some(ack) = ["200", "201"]
+            .into_iter()
+            .find_map(|s| op.responses().get(s))
+            .map(|r| spec.resolve(r))
+            .filter(|r| {
+                r.pointer("/content/application~1json/schema/$ref")
+                    == Some(&json!("#/components/schemas/Ack"))
+            })
+        else {
+            continue;
+        };
+        let links = ack["links"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{}: its acknowledgment has links", op.describe()));
+        let targets: BTreeSet<&str> = links
+            .values()
+            .map(|link| {
+                assert_eq!(link["parameters"]["id"], json!("$response.body#/orderId"));
+                link["operationId"].as_str().expect("an operationId")
+            })
+            .collect();
+        assert!(targets.iter().all(|t| ids.contains(t)), "{targets:?}");
+        let mut expected = on_an_order.clone();
+        if op.template != "/orders" {
+            // Only the creation's request names a product of the order.
+            expected.remove("remove_item");
+        }
+        assert_eq!(targets, expected, "{}", op.describe());
+    }
+    let create = spec.doc["paths"]["/orders"]["post"]["responses"]["201"]["links"]["RemoveItem"]
+        ["parameters"]["productId"]
+        .clone();
+    assert_eq!(create, json!("$request.body#/items/0/productId"));
+}
