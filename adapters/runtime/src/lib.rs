@@ -1,22 +1,54 @@
 //! What both binaries need from their process: logging (`tracing` to standard error,
-//! filtered by `RUST_LOG`, default `info`, as JSON when `LOG_FORMAT=json`), the stop
-//! signals, and listen addresses as the configuration writes them.
+//! filtered by `RUST_LOG`, default `info`, as JSON when `LOG_FORMAT=json`), traces
+//! exported over OTLP when configured, the stop signals, and listen addresses as the
+//! configuration writes them.
+//!
+//! # Layout
+//! - [`init`]: the global subscriber: the log layer, and the OpenTelemetry layer when
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! - [`telemetry`]: the trace export (bounded, counted) and the W3C `traceparent` glue
+//!   the adapters use to continue and hand on traces.
+//! - [`shutdown_signal`], [`parse_addr`].
+
+pub mod telemetry;
 
 use std::future::Future;
 use std::net::SocketAddr;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
-/// Installs the global subscriber. Call once, first thing in `main`.
-pub fn init(json: bool) {
+pub use telemetry::{Telemetry, TraceArgs, TraceExport};
+
+/// Installs the global subscriber: logs, and the export of traces when `traces` names
+/// an endpoint (without one, no OpenTelemetry layer exists and tracing costs nothing).
+/// Call once, first thing in `main`, and keep the returned [`Telemetry`] until the
+/// process ends: dropping it exports the last spans.
+pub fn init(json: bool, traces: &TraceExport) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().flatten_event(true).init();
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = if json {
+        logs.json().flatten_event(true).with_filter(filter).boxed()
     } else {
-        builder.init();
+        logs.with_filter(filter).boxed()
+    };
+    let registry = tracing_subscriber::registry().with(logs);
+    let Some(endpoint) = traces.endpoint.as_deref().filter(|e| !e.trim().is_empty()) else {
+        registry.init();
+        return Telemetry::default();
+    };
+    match telemetry::layer(traces, endpoint) {
+        Ok((layer, telemetry)) => {
+            registry.with(layer).init();
+            tracing::info!(endpoint, service_name = %traces.service_name, "exporting traces over OTLP/HTTP");
+            telemetry
+        }
+        Err(error) => {
+            registry.init();
+            tracing::error!(%error, endpoint, "OTEL_EXPORTER_OTLP_ENDPOINT is not usable; traces are not exported");
+            Telemetry::default()
+        }
     }
 }
 
