@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::EnvFilter;
 
 pub use telemetry::{Telemetry, TraceArgs, TraceExport};
 
@@ -25,27 +25,36 @@ pub use telemetry::{Telemetry, TraceArgs, TraceExport};
 /// an endpoint (without one, no OpenTelemetry layer exists and tracing costs nothing).
 /// Call once, first thing in `main`, and keep the returned [`Telemetry`] until the
 /// process ends: dropping it exports the last spans.
+///
+/// `RUST_LOG` filters globally, as before tracing existed (a per-layer filter on the
+/// log layer lost events); with export on, it also enables the use cases' `transaction`
+/// span (debug level, so that the logs at `info` never make it).
 pub fn init(json: bool, traces: &TraceExport) -> Telemetry {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let logs = if json {
-        logs.json().flatten_event(true).with_filter(filter).boxed()
-    } else {
-        logs.with_filter(filter).boxed()
-    };
-    let registry = tracing_subscriber::registry().with(logs);
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let text = (!json).then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    let json = json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+    });
+    let registry = tracing_subscriber::registry().with(text).with(json);
     let Some(endpoint) = traces.endpoint.as_deref().filter(|e| !e.trim().is_empty()) else {
-        registry.init();
+        registry.with(filter()).init();
         return Telemetry::default();
     };
     match telemetry::layer(traces, endpoint) {
         Ok((layer, telemetry)) => {
-            registry.with(layer).init();
+            let filter = match "application[transaction]=debug".parse() {
+                Ok(directive) => filter().add_directive(directive),
+                Err(_) => filter(),
+            };
+            registry.with(layer).with(filter).init();
             tracing::info!(endpoint, service_name = %traces.service_name, "exporting traces over OTLP/HTTP");
             telemetry
         }
         Err(error) => {
-            registry.init();
+            registry.with(filter()).init();
             tracing::error!(%error, endpoint, "OTEL_EXPORTER_OTLP_ENDPOINT is not usable; traces are not exported");
             Telemetry::default()
         }
