@@ -431,7 +431,9 @@ impl OrderCommands {
     }
 
     /// The unit of work: append the new events with the expected version, write the
-    /// published ones to the outbox, keep the idempotency record, commit.
+    /// published ones to the outbox, keep the idempotency record, commit. Its span is
+    /// at debug level: the logs at `info` skip it, exported traces keep it.
+    #[tracing::instrument(skip_all, level = "debug", name = "transaction", fields(order_id = %order.id()))]
     async fn save(&self, ctx: &CommandContext, order: &mut Order) -> Result<CommandAck, SaveError> {
         let id = order.id();
         let expected_version = order.loaded_version();

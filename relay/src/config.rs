@@ -40,6 +40,9 @@ pub struct Config {
     pub log_format: LogFormat,
 
     #[command(flatten)]
+    pub traces: order_runtime::TraceArgs,
+
+    #[command(flatten)]
     pub run: RunConfig,
 }
 

@@ -1,5 +1,5 @@
 //! `outbox-relay`: publishes outbox rows to Kafka. Thin: parses the command line,
-//! starts logging, runs [`relay::daemon::run`] until SIGINT/SIGTERM (or one operator
+//! starts logging (and trace export), runs [`relay::daemon::run`] until SIGINT/SIGTERM (or one operator
 //! subcommand).
 
 use std::process::ExitCode;
@@ -14,12 +14,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    order_runtime::init(config.log_format == LogFormat::Json);
-    match relay::daemon::run(config, order_runtime::shutdown_signal()).await {
+    let mut telemetry = order_runtime::init(
+        config.log_format == LogFormat::Json,
+        &config.traces.export("outbox-relay"),
+    );
+    let code = match relay::daemon::run(config, order_runtime::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "outbox-relay stopped");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }

@@ -504,6 +504,9 @@ enum Claim {
 struct Produced<'a> {
     /// Queued rows, in batch order, with their acknowledgments to come.
     pending: Vec<(&'a OutboxRow, DeliveryFuture)>,
+    /// When traces are exported, the producer span of each pending row (same order),
+    /// ended at its acknowledgment; empty otherwise.
+    spans: Vec<tracing::Span>,
     /// Rows that can never be published, with why.
     poison: Vec<(&'a OutboxRow, String)>,
     /// Orders with a poison row: none of their later rows was sent.
@@ -523,10 +526,15 @@ struct Acknowledgments<'a> {
 /// Produce: queues every row on the producer (pipelining), none awaited. Once a row of
 /// an order fails, the order's later rows are not sent in this cycle, so they can never
 /// overtake it. Stops at the first row the producer refuses for its own trouble.
+///
+/// When traces are exported, each row is sent under a producer span that continues the
+/// row's stored `traceparent`, and the message carries the span's context instead.
 fn produce<'a>(publisher: &KafkaPublisher, rows: &'a [OutboxRow]) -> Produced<'a> {
+    let traced = order_runtime::telemetry::is_enabled();
     let mut blocked: HashSet<Uuid> = HashSet::new();
     let mut poison: Vec<(&OutboxRow, String)> = Vec::new();
     let mut pending = Vec::with_capacity(rows.len());
+    let mut spans = Vec::new();
     for row in rows {
         if blocked.contains(&row.event.aggregate_id) {
             continue;
@@ -536,8 +544,22 @@ fn produce<'a>(publisher: &KafkaPublisher, rows: &'a [OutboxRow]) -> Produced<'a
             poison.push((row, "the outbox message is not valid JSON".to_owned()));
             continue;
         }
-        match publisher.enqueue(&row.event) {
-            Ok(delivery) => pending.push((row, delivery)),
+        let (queued, span) = if traced {
+            let span = order_kafka::trace::producer_span(&row.event, publisher.topic());
+            let traceparent = order_runtime::telemetry::traceparent(&span);
+            let queued = publisher.enqueue_traced(&row.event, traceparent.as_deref());
+            (queued, Some(span))
+        } else {
+            (publisher.enqueue(&row.event), None)
+        };
+        if let (Err(error), Some(span)) = (&queued, &span) {
+            order_kafka::trace::record_delivery(span, Err(error));
+        }
+        match queued {
+            Ok(delivery) => {
+                pending.push((row, delivery));
+                spans.extend(span);
+            }
             Err(error) if is_poison(&error) => {
                 blocked.insert(row.event.aggregate_id);
                 poison.push((row, error.to_string()));
@@ -551,6 +573,7 @@ fn produce<'a>(publisher: &KafkaPublisher, rows: &'a [OutboxRow]) -> Produced<'a
     }
     Produced {
         pending,
+        spans,
         poison,
         blocked,
     }
@@ -560,18 +583,26 @@ fn produce<'a>(publisher: &KafkaPublisher, rows: &'a [OutboxRow]) -> Produced<'a
 async fn await_acknowledgments(produced: Produced<'_>) -> Acknowledgments<'_> {
     let Produced {
         pending,
+        spans,
         mut poison,
         blocked,
     } = produced;
     let mut acknowledged = Vec::with_capacity(pending.len());
     let mut failed: HashSet<Uuid> = blocked;
     let mut transient = None;
+    let mut spans = spans.into_iter();
     for (row, delivery) in pending {
         let outcome = match delivery.await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(delivered)) => Ok(delivered),
             Ok(Err((error, _))) => Err(error),
             Err(_canceled) => Err(KafkaError::Canceled),
         };
+        // The producer span (when traced) ends here, at the broker's answer.
+        if let Some(span) = spans.next() {
+            let answer = outcome.as_ref().map(|d| (d.partition, d.offset));
+            order_kafka::trace::record_delivery(&span, answer);
+        }
+        let outcome = outcome.map(|_| ());
         match outcome {
             // A row is done only if no earlier row of its order failed in this cycle.
             Ok(()) if !failed.contains(&row.event.aggregate_id) => acknowledged.push(row),

@@ -57,7 +57,7 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main]
 async fn main() {
-    order_runtime::init(false);
+    let _telemetry = order_runtime::init(false, &order_runtime::TraceExport::default());
     report(
         "machine",
         &format!(

@@ -6,11 +6,14 @@
 //! - [`system`]: [`System`], started per test, and the topic helpers.
 //! - [`contract`]: every message read is checked against the event contract.
 //! - [`processes`]: `outbox-relay` processes to kill and brokers to freeze, for fault injection.
-//! - `tests/e2e/`: the end-to-end tests (one binary).
+//! - [`otlp`]: an OTLP/HTTP receiver that keeps the spans exported to it.
+//! - `tests/e2e/`: the end-to-end tests (one binary); `tests/tracing.rs`: the exported
+//!   traces (a binary of its own: it installs trace export in its process).
 //! - `benches/pipeline/`: the pipeline's figures, with the real binaries as child
 //!   processes (`scripts/bench.sh`).
 
 pub mod contract;
+pub mod otlp;
 pub mod processes;
 pub mod system;
 

@@ -32,7 +32,8 @@ pub struct MalformedIdempotencyKey;
 
 /// Builds the command context of `actor`: the `Idempotency-Key` (scoped to the actor;
 /// `fingerprint` makes what identifies the request, and is called only when there is
-/// a key) and `traceparent` (ignored when invalid, as W3C asks).
+/// a key) and the trace context the events carry: the current (server) span's when
+/// traces are exported, else `traceparent` (ignored when invalid, as W3C asks).
 ///
 /// # Errors
 /// When `Idempotency-Key` is malformed.
@@ -51,11 +52,15 @@ pub fn command_context(
             fingerprint: fingerprint(),
         }),
     };
-    let traceparent = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| is_traceparent(v))
-        .map(str::to_owned);
+    // Exported traces: the request's server span (the current one), which continues the
+    // caller's; the relay's producer span is then its child. Otherwise the caller's own.
+    let traceparent = order_runtime::telemetry::current_traceparent().or_else(|| {
+        headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| is_traceparent(v))
+            .map(str::to_owned)
+    });
     Ok(CommandContext {
         actor,
         correlation_id: correlation.0.clone(),

@@ -1,7 +1,7 @@
 //! Middleware in front of every rpc, run on the request's metadata before its message
-//! is decoded, in the order API.md gives for every request: the guard (bounded concurrency and
-//! time), authentication (UNAUTHENTICATED comes first, as 401 does), then the
-//! correlation id.
+//! is decoded: the server span (when traces are exported), then, in the order API.md
+//! gives for every request, the guard (bounded concurrency and time), authentication
+//! (UNAUTHENTICATED comes first, as 401 does), then the correlation id.
 
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
@@ -10,9 +10,54 @@ use axum::response::Response;
 use tonic::Status;
 
 use order_api::{Authenticator, CorrelationId, Guard, Refusal};
+use order_runtime::telemetry;
+use tracing::field::Empty;
+use tracing::Instrument;
 
 fn answer(status: Status) -> Response {
     status.into_http()
+}
+
+/// Runs the rpc inside its server span (API.md, Tracing), continuing the caller's
+/// `traceparent` metadata (or starting a trace). With tracing off it only passes the
+/// request on.
+pub(crate) async fn server_span(request: Request, next: Next) -> Response {
+    if !telemetry::is_enabled() {
+        return next.run(request).await;
+    }
+    // The path is `/package.Service/Method`.
+    let path = request.uri().path().trim_start_matches('/').to_owned();
+    let (service, method) = path.split_once('/').unwrap_or((path.as_str(), ""));
+    let span = tracing::info_span!(
+        "gRPC request",
+        otel.name = %path,
+        otel.kind = "server",
+        otel.status_code = Empty,
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+        rpc.grpc.status_code = Empty,
+    );
+    let caller = request
+        .headers()
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok());
+    telemetry::set_parent(&span, caller);
+    let response = next.run(request).instrument(span.clone()).await;
+    // A refusal answers "trailers only": its status is in the headers. A call that
+    // streams a message has its status in the trailers, which come later: OK then.
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<i32>().ok())
+        .unwrap_or(0);
+    span.record("rpc.grpc.status_code", code);
+    // As OpenTelemetry's conventions ask of servers: the codes that mean a fault here.
+    if matches!(code, 2 | 4 | 12 | 13 | 14 | 15) {
+        span.record("otel.status_code", "ERROR");
+    }
+    response
 }
 
 /// Bounds concurrent requests and their duration (the core's [`Guard`], with a budget

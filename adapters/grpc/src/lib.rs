@@ -6,8 +6,9 @@
 //! - [`proto`]: the code generated from the proto file by `build.rs` (messages, server,
 //!   client).
 //! - [`codec`]: the protobuf codec (an undecodable message is INVALID_ARGUMENT).
-//! - `layers`: the guard (concurrency and time), authentication and correlation id,
-//!   run on the metadata before the message is decoded.
+//! - `layers`: the server span (when traces are exported), the guard (concurrency and
+//!   time), authentication and correlation id, run on the metadata before the message
+//!   is decoded.
 //! - `service`: one method per rpc: parse, call one use case, answer.
 //! - `requests`: messages as the core's inputs, so both APIs accept and refuse the same
 //!   inputs.
@@ -87,7 +88,8 @@ pub fn routes(state: GrpcState, limits: RequestLimits) -> GrpcApi {
         .layer(axum::middleware::from_fn_with_state(
             Guard::from(limits),
             layers::guard,
-        ));
+        ))
+        .layer(axum::middleware::from_fn(layers::server_span));
     let (routes, health) = health::add_probes(Routes::from(router), state.readiness);
     GrpcApi { routes, health }
 }

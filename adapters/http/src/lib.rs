@@ -10,6 +10,7 @@
 //! - `problem`: [`ApiError`], the problem+json answer of every error, and the status of
 //!   each problem kind.
 //! - `metrics`: request counters and latencies for `/metrics`.
+//! - `trace`: the server span of each request, when traces are exported.
 //! - `openapi`: the route table and the OpenAPI 3.1 document served at `/openapi.json`.
 
 mod auth;
@@ -19,6 +20,7 @@ mod handlers;
 mod metrics;
 mod openapi;
 mod problem;
+mod trace;
 
 use std::sync::Arc;
 
@@ -71,6 +73,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
             Guard::from(limits),
             handlers::guard,
         ))
+        .layer(axum::middleware::from_fn(trace::server_span))
         .layer(Extension(openapi::DocumentJson::new(&document)))
         .layer(Extension(openapi::AsyncApiJson::new(&state.orders_topic)))
         .with_state(state)

@@ -5,9 +5,11 @@
 //! # Layout
 //! - [`producer`]: [`KafkaPublisher`], [`OutgoingEvent`], [`ProducerSettings`].
 //! - [`projector`]: [`projector::run`], the projector's consumer loop.
+//! - [`trace`]: the producer and consumer spans, when traces are exported.
 
 pub mod producer;
 pub mod projector;
+pub mod trace;
 
 pub use producer::{KafkaPublisher, OutgoingEvent, ProducerSettings};
 pub use projector::ProjectorSettings;

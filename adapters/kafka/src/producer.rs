@@ -26,6 +26,11 @@ pub struct OutgoingEvent {
 impl OutgoingEvent {
     /// The CloudEvents Kafka-binding headers of API.md, plus `traceparent` when known.
     pub fn headers(&self) -> OwnedHeaders {
+        self.headers_with(self.traceparent.as_deref())
+    }
+
+    /// The same headers with another `traceparent` (the producer span's).
+    fn headers_with(&self, traceparent: Option<&str>) -> OwnedHeaders {
         let id = self.event_id.to_string();
         let subject = self.aggregate_id.to_string();
         let time = self
@@ -60,7 +65,7 @@ impl OutgoingEvent {
                 key: "content-type",
                 value: Some("application/json"),
             });
-        if let Some(traceparent) = &self.traceparent {
+        if let Some(traceparent) = traceparent {
             headers = headers.insert(Header {
                 key: "traceparent",
                 value: Some(traceparent),
@@ -147,11 +152,33 @@ impl KafkaPublisher {
     /// # Errors
     /// When librdkafka refuses the message at once (queue full, message too large).
     pub fn enqueue(&self, event: &OutgoingEvent) -> Result<DeliveryFuture, KafkaError> {
+        self.send(event, event.headers())
+    }
+
+    /// [`KafkaPublisher::enqueue`], with `traceparent` (the producer span's context) as
+    /// the message's `traceparent` header instead of the stored one.
+    ///
+    /// # Errors
+    /// As [`KafkaPublisher::enqueue`].
+    pub fn enqueue_traced(
+        &self,
+        event: &OutgoingEvent,
+        traceparent: Option<&str>,
+    ) -> Result<DeliveryFuture, KafkaError> {
+        let traceparent = traceparent.or(event.traceparent.as_deref());
+        self.send(event, event.headers_with(traceparent))
+    }
+
+    fn send(
+        &self,
+        event: &OutgoingEvent,
+        headers: OwnedHeaders,
+    ) -> Result<DeliveryFuture, KafkaError> {
         let key = event.aggregate_id.to_string();
         let record = FutureRecord::to(&self.topic)
             .key(&key)
             .payload(&event.value)
-            .headers(event.headers());
+            .headers(headers);
         self.producer
             .send_result(record)
             .map_err(|(error, _)| error)

@@ -10,6 +10,10 @@
 //! summary keeps its order's version in the same transaction as its content (the
 //! inbox pattern of `order_events::PgInbox`, per row), and a gap is filled from the
 //! event store, which only the service can read.
+//!
+//! When traces are exported, each message gets a consumer span (a child of its
+//! `traceparent` header) that lasts until its batch is applied; the batch is applied
+//! under that span, or, for several messages, under a span linked to each of theirs.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,6 +27,9 @@ use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tracing::Instrument;
+
+use crate::trace;
 
 /// Where the projector reads.
 #[derive(Debug, Clone)]
@@ -53,8 +60,27 @@ pub async fn run(
             () = &mut shutdown => break,
             message = consumer.recv() => message,
         };
-        let (batch, offsets) = next_batch(&consumer, first, settings.max_batch);
-        if !apply_until_done(&projector, &batch, &mut shutdown).await {
+        let traced = order_runtime::telemetry::is_enabled().then(|| Traced {
+            settings: &settings,
+            spans: Vec::new(),
+        });
+        let (batch, offsets, traced) = next_batch(&consumer, first, settings.max_batch, traced);
+        let applied = match traced.as_ref().map(|t| t.spans.as_slice()) {
+            None | Some([]) => apply_until_done(&projector, &batch, &mut shutdown).await,
+            Some([one]) => {
+                apply_until_done(&projector, &batch, &mut shutdown)
+                    .instrument(one.clone())
+                    .await
+            }
+            Some(many) => {
+                apply_until_done(&projector, &batch, &mut shutdown)
+                    .instrument(trace::batch_span(&settings.topic, many))
+                    .await
+            }
+        };
+        // The consumer spans end here, their messages applied.
+        drop(traced);
+        if !applied {
             return Ok(());
         }
         commit_offsets(&consumer, &settings.topic, offsets)?;
@@ -82,23 +108,50 @@ fn subscribe(settings: &ProjectorSettings) -> anyhow::Result<StreamConsumer> {
     Ok(consumer)
 }
 
+/// The consumer spans of a batch, when traces are exported.
+struct Traced<'a> {
+    settings: &'a ProjectorSettings,
+    spans: Vec<tracing::Span>,
+}
+
+impl Traced<'_> {
+    /// Starts the consumer span of a received message, continuing its `traceparent`.
+    fn receive(&mut self, message: &rdkafka::message::BorrowedMessage<'_>) -> &tracing::Span {
+        let traceparent = message
+            .headers()
+            .and_then(|headers| headers.iter().find(|header| header.key == "traceparent"))
+            .and_then(|header| header.value)
+            .and_then(|value| std::str::from_utf8(value).ok());
+        self.spans.push(trace::consumer_span(
+            &self.settings.topic,
+            &self.settings.group_id,
+            message.partition(),
+            message.offset(),
+            traceparent,
+        ));
+        &self.spans[self.spans.len() - 1]
+    }
+}
+
 /// The batch that starts with `first`: whatever else is already fetched joins it, up to
-/// `max_batch`; with the next offset to commit per partition.
-fn next_batch(
+/// `max_batch`; with the next offset to commit per partition (and, traced, the
+/// messages' consumer spans).
+fn next_batch<'a>(
     consumer: &StreamConsumer,
     first: rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>,
     max_batch: usize,
-) -> (Vec<EventEnvelope>, HashMap<i32, i64>) {
+    mut traced: Option<Traced<'a>>,
+) -> (Vec<EventEnvelope>, HashMap<i32, i64>, Option<Traced<'a>>) {
     let mut batch = Vec::new();
     let mut offsets: HashMap<i32, i64> = HashMap::new();
-    take(first, &mut batch, &mut offsets);
+    take(first, &mut batch, &mut offsets, traced.as_mut());
     while batch.len() < max_batch {
         match consumer.recv().now_or_never() {
-            Some(message) => take(message, &mut batch, &mut offsets),
+            Some(message) => take(message, &mut batch, &mut offsets, traced.as_mut()),
             None => break,
         }
     }
-    (batch, offsets)
+    (batch, offsets, traced)
 }
 
 /// Applies the batch, retrying with back-off (100 ms doubling to 5 s) until it
@@ -157,12 +210,22 @@ fn take(
     message: rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>,
     batch: &mut Vec<EventEnvelope>,
     offsets: &mut HashMap<i32, i64>,
+    traced: Option<&mut Traced<'_>>,
 ) {
     match message {
         Ok(message) => {
             offsets.insert(message.partition(), message.offset() + 1);
+            let span = traced.map(|traced| traced.receive(&message));
             match decode(&message) {
-                Ok(envelope) => batch.push(envelope),
+                Ok(envelope) => {
+                    if let Some(span) = span {
+                        span.record(
+                            "messaging.message.id",
+                            tracing::field::display(envelope.event_id),
+                        );
+                    }
+                    batch.push(envelope);
+                }
                 Err(error) => tracing::error!(
                     partition = message.partition(),
                     offset = message.offset(),

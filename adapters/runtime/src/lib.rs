@@ -1,22 +1,63 @@
 //! What both binaries need from their process: logging (`tracing` to standard error,
-//! filtered by `RUST_LOG`, default `info`, as JSON when `LOG_FORMAT=json`), the stop
-//! signals, and listen addresses as the configuration writes them.
+//! filtered by `RUST_LOG`, default `info`, as JSON when `LOG_FORMAT=json`), traces
+//! exported over OTLP when configured, the stop signals, and listen addresses as the
+//! configuration writes them.
+//!
+//! # Layout
+//! - [`init`]: the global subscriber: the log layer, and the OpenTelemetry layer when
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! - [`telemetry`]: the trace export (bounded, counted) and the W3C `traceparent` glue
+//!   the adapters use to continue and hand on traces.
+//! - [`shutdown_signal`], [`parse_addr`].
+
+pub mod telemetry;
 
 use std::future::Future;
 use std::net::SocketAddr;
 
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber. Call once, first thing in `main`.
-pub fn init(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.init();
+pub use telemetry::{Telemetry, TraceArgs, TraceExport};
+
+/// Installs the global subscriber: logs, and the export of traces when `traces` names
+/// an endpoint (without one, no OpenTelemetry layer exists and tracing costs nothing).
+/// Call once, first thing in `main`, and keep the returned [`Telemetry`] until the
+/// process ends: dropping it exports the last spans.
+///
+/// `RUST_LOG` filters globally, as before tracing existed (a per-layer filter on the
+/// log layer lost events); with export on, it also enables the use cases' `transaction`
+/// span (debug level, so that the logs at `info` never make it).
+pub fn init(json: bool, traces: &TraceExport) -> Telemetry {
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let text = (!json).then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    let json = json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+    });
+    let registry = tracing_subscriber::registry().with(text).with(json);
+    let Some(endpoint) = traces.endpoint.as_deref().filter(|e| !e.trim().is_empty()) else {
+        registry.with(filter()).init();
+        return Telemetry::default();
+    };
+    match telemetry::layer(traces, endpoint) {
+        Ok((layer, telemetry)) => {
+            let filter = match "application[transaction]=debug".parse() {
+                Ok(directive) => filter().add_directive(directive),
+                Err(_) => filter(),
+            };
+            registry.with(layer).with(filter).init();
+            tracing::info!(endpoint, service_name = %traces.service_name, "exporting traces over OTLP/HTTP");
+            telemetry
+        }
+        Err(error) => {
+            registry.with(filter()).init();
+            tracing::error!(%error, endpoint, "OTEL_EXPORTER_OTLP_ENDPOINT is not usable; traces are not exported");
+            Telemetry::default()
+        }
     }
 }
 

@@ -93,6 +93,9 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
 
+    #[command(flatten)]
+    pub traces: order_runtime::TraceArgs,
+
     /// Largest database connection pool.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,

@@ -11,10 +11,12 @@
 //!    receipt, the read model's lag, the relay's commit → ack histogram;
 //! 3. `drain`: a backlog written through the API while the relay is off, drained by a
 //!    new relay, beside raw `rdkafka` produce of the same messages;
-//! 4. `restart`: relay killed, a new one spawned: time to ready and to the next event.
+//! 4. `restart`: relay killed, a new one spawned: time to ready and to the next event;
+//! 5. `tracing`: creations with tracing off, exporting to a live OTLP receiver, and
+//!    exporting to a dead port, side by side (`BENCH_TRACING_SECONDS`, 10 per mode).
 //!
 //! Run with `scripts/bench.sh` (it starts PostgreSQL and a broker and builds the
-//! binaries). Sizes: `BENCH_SECTIONS` (commands,steady,drain,restart), `BENCH_CLIENTS`
+//! binaries). Sizes: `BENCH_SECTIONS` (commands,steady,drain,restart,tracing), `BENCH_CLIENTS`
 //! (16), `BENCH_COMMAND_SECONDS` (10) or `BENCH_COMMANDS` (commands per phase, instead
 //! of seconds), `BENCH_RATES` (500,1000), `BENCH_STEADY_SECONDS` (23),
 //! `BENCH_DRAIN_CREATIONS` (25000), `BENCH_DRAIN_ADDITIONS` (15000),
@@ -29,16 +31,17 @@ mod load;
 mod restart;
 mod stack;
 mod steady;
+mod traces;
 
 use figures::{report, setting, setting_list};
 use load::Limit;
 
 #[tokio::main]
 async fn main() {
-    order_runtime::init(false);
+    let _telemetry = order_runtime::init(false, &order_runtime::TraceExport::default());
     report("machine", &machine());
     let sections = std::env::var("BENCH_SECTIONS")
-        .unwrap_or_else(|_| "commands,steady,drain,restart".to_owned());
+        .unwrap_or_else(|_| "commands,steady,drain,restart,tracing".to_owned());
     let wanted = |name: &str| sections.split(',').any(|s| s.trim() == name);
 
     if wanted("commands") {
@@ -63,6 +66,13 @@ async fn main() {
     }
     if wanted("restart") {
         restart::run(setting("BENCH_RESTARTS", 3)).await;
+    }
+    if wanted("tracing") {
+        traces::run(
+            setting("BENCH_CLIENTS", 16).max(1),
+            setting("BENCH_TRACING_SECONDS", 10).max(2),
+        )
+        .await;
     }
 }
 

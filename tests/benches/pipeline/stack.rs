@@ -192,6 +192,8 @@ pub(crate) struct Stack {
     pub(crate) http: String,
     /// `http://127.0.0.1:PORT` of the running relay's admin endpoints.
     pub(crate) relay_admin: String,
+    /// More environment for both children (the tracing section's OTLP settings).
+    pub(crate) child_env: Vec<(String, String)>,
     service: Option<Child>,
     relay: Option<Child>,
 }
@@ -240,6 +242,7 @@ impl Stack {
             client: http_client(),
             http: String::new(),
             relay_admin: String::new(),
+            child_env: Vec::new(),
             service: None,
             relay: None,
         }
@@ -262,7 +265,8 @@ impl Stack {
             .env(
                 "PROJECTOR_GROUP_ID",
                 format!("bench-projector-{}", Uuid::now_v7().simple()),
-            );
+            )
+            .envs(self.child_env.iter().cloned());
         self.service = Some(Child::spawn("order-service", command));
         self.http = format!("http://127.0.0.1:{http_port}");
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -290,7 +294,8 @@ impl Stack {
             .env("DATABASE_URL", &self.database_url)
             .env("KAFKA_BROKERS", brokers())
             .env("ORDERS_TOPIC", &self.topic)
-            .env("RELAY_ADMIN_ADDR", format!("127.0.0.1:{port}"));
+            .env("RELAY_ADMIN_ADDR", format!("127.0.0.1:{port}"))
+            .envs(self.child_env.iter().cloned());
         self.relay_admin = format!("http://127.0.0.1:{port}");
         let spawned = Instant::now();
         self.relay = Some(Child::spawn("outbox-relay", command));

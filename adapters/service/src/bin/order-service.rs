@@ -1,5 +1,5 @@
 //! `order-service`: the HTTP and gRPC APIs of the order service. Thin: parses the
-//! command line, starts logging, runs [`order_service::cli::run`] until SIGINT/SIGTERM.
+//! command line, starts logging (and trace export), runs [`order_service::cli::run`] until SIGINT/SIGTERM.
 
 use std::process::ExitCode;
 
@@ -12,12 +12,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    order_runtime::init(cli.log_format == LogFormat::Json);
-    match cli::run(cli, order_runtime::shutdown_signal()).await {
+    let mut telemetry = order_runtime::init(
+        cli.log_format == LogFormat::Json,
+        &cli.traces.export("order-service"),
+    );
+    let code = match cli::run(cli, order_runtime::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "order-service stopped");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }
