@@ -27,8 +27,9 @@ pub use telemetry::{Telemetry, TraceArgs, TraceExport};
 /// process ends: dropping it exports the last spans.
 ///
 /// `RUST_LOG` filters globally, as before tracing existed (a per-layer filter on the
-/// log layer lost events); with export on, it also enables the use cases' `transaction`
-/// span (debug level, so that the logs at `info` never make it).
+/// log layer lost events); with export on, the exported crates are enabled at `info`
+/// at least, and the use cases' `transaction` span (debug level, so that the logs at
+/// `info` never make it) too.
 pub fn init(json: bool, traces: &TraceExport) -> Telemetry {
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let text = (!json).then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
@@ -45,10 +46,12 @@ pub fn init(json: bool, traces: &TraceExport) -> Telemetry {
     };
     match telemetry::layer(traces, endpoint) {
         Ok((layer, telemetry)) => {
-            let filter = match "application[transaction]=debug".parse() {
-                Ok(directive) => filter().add_directive(directive),
-                Err(_) => filter(),
-            };
+            // The exported spans exist whatever `RUST_LOG` says (at `warn` they would
+            // not): their crates at `info`, and the transaction span.
+            let filter = telemetry::SPAN_DIRECTIVES
+                .iter()
+                .filter_map(|directive| directive.parse().ok())
+                .fold(filter(), EnvFilter::add_directive);
             registry.with(layer).with(filter).init();
             tracing::info!(endpoint, service_name = %traces.service_name, "exporting traces over OTLP/HTTP");
             telemetry

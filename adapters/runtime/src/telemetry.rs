@@ -41,6 +41,15 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 /// relay's cycles, sqlx) stays in the logs only.
 const EXPORTED_SPAN_TARGETS: [&str; 4] = ["order_http", "order_grpc", "application", "order_kafka"];
 
+/// What the global filter enables, with export on, so the exported spans exist.
+pub(crate) const SPAN_DIRECTIVES: [&str; 5] = [
+    "order_http=info",
+    "order_grpc=info",
+    "application=info",
+    "order_kafka=info",
+    "application[transaction]=debug",
+];
+
 /// Where the traces go: `OTEL_EXPORTER_OTLP_ENDPOINT` (none: tracing off) and the
 /// `service.name` to export under (`OTEL_SERVICE_NAME`, else the binary's name).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
