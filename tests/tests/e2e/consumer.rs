@@ -192,7 +192,9 @@ async fn order_events_tail_prints_each_event_with_dedupe_and_gap_reports() {
         let payload = value.to_string();
         producer
             .send(
+                // The order's own partition, as the relay published it there.
                 FutureRecord::to(&system.topic)
+                    .partition(second.partition)
                     .key(&second.key)
                     .payload(&payload)
                     .headers(headers),
