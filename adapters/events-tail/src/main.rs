@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use order_events::{decode, Sequencer, Verdict};
+use order_events::{decode_message, Sequencer, Verdict};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -143,18 +143,9 @@ impl Tail {
         message: &rdkafka::message::BorrowedMessage<'_>,
         sequencer: &mut Sequencer,
     ) -> String {
-        let headers: Vec<(&str, &[u8])> = message
-            .headers()
-            .map(|headers| {
-                headers
-                    .iter()
-                    .map(|h| (h.key, h.value.unwrap_or_default()))
-                    .collect()
-            })
-            .unwrap_or_default();
         let value = message.payload().unwrap_or_default();
         let at = json!({"partition": message.partition(), "offset": message.offset()});
-        let event = match decode(value, headers) {
+        let event = match decode_message(message) {
             Ok(event) => event,
             Err(error) => {
                 return match self.format {

@@ -5,14 +5,14 @@
 //! ```sh
 //! KAFKA_BROKERS=127.0.0.1:9092 ORDERS_TOPIC=orders.events \
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/shipping \
-//!   cargo run -p order-events --features postgres --example consumer
+//!   cargo run -p order-events --features postgres,rdkafka --example consumer
 //! ```
 
 use std::time::Duration;
 
-use order_events::{decode, PgInbox, Verdict};
+use order_events::{decode_message, PgInbox, Verdict};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
@@ -47,15 +47,7 @@ async fn main() -> anyhow::Result<()> {
 
     loop {
         let message = consumer.recv().await?;
-        let headers: Vec<(&str, &[u8])> = message
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key, h.value.unwrap_or_default()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let event = match decode(message.payload().unwrap_or_default(), headers) {
+        let event = match decode_message(&message) {
             Ok(event) => event,
             Err(error) => {
                 // Its bytes unchanged, the reason as a header; then go on.

@@ -17,12 +17,15 @@
 //!   repeat, or hold a gap).
 //! - `inbox` (feature `postgres`): the same in the consumer's database, in the
 //!   transaction of its effect.
+//! - `kafka` (feature `rdkafka`): `decode_message`, straight from an `rdkafka` message.
 
 pub mod asyncapi;
 pub mod compat;
 pub mod decode;
 #[cfg(feature = "postgres")]
 pub mod inbox;
+#[cfg(feature = "rdkafka")]
+pub mod kafka;
 pub mod payloads;
 pub mod schema;
 pub mod sequence;
@@ -35,6 +38,8 @@ use uuid::Uuid;
 pub use decode::{decode, DecodeError};
 #[cfg(feature = "postgres")]
 pub use inbox::PgInbox;
+#[cfg(feature = "rdkafka")]
+pub use kafka::decode_message;
 pub use sequence::{Sequencer, Verdict};
 
 /// Every `eventType` on the topic.

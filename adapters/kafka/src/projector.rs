@@ -241,16 +241,7 @@ fn take(
 /// The message as the application's envelope, through the consumer crate: decoded,
 /// checked against its CloudEvents headers, upcast to the current shape.
 fn decode(message: &BorrowedMessage<'_>) -> anyhow::Result<EventEnvelope> {
-    let headers: Vec<(&str, &[u8])> = message
-        .headers()
-        .map(|headers| {
-            headers
-                .iter()
-                .map(|h| (h.key, h.value.unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let decoded = order_events::decode(message.payload().unwrap_or_default(), headers)?;
+    let decoded = order_events::decode_message(message)?;
     let event_type = decoded.event.event_type();
     let schema_version = order_events::current_schema_version(event_type).unwrap_or(1);
     Ok(EventEnvelope {

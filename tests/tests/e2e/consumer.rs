@@ -88,8 +88,7 @@ async fn consume_once(
         if !orders.iter().any(|order| order.to_string() == key) {
             continue;
         }
-        let event = order_events::decode(message.payload().unwrap_or_default(), [])
-            .expect("an order event");
+        let event = order_events::decode_message(&message).expect("an order event");
         let mut tx = system.pool.begin().await.expect("a transaction");
         let verdict = inbox
             .check_in(&mut tx, &event)
