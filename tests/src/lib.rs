@@ -17,4 +17,4 @@ pub mod otlp;
 pub mod processes;
 pub mod system;
 
-pub use system::{brokers, create_topic, Received, System};
+pub use system::{brokers, create_topic, order_body, Received, System};

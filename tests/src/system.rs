@@ -371,3 +371,18 @@ async fn bind_any() -> tokio::net::TcpListener {
         .await
         .expect("bind a free port")
 }
+
+/// A valid `POST /orders` body for `customer`: one line of 2 × 150,000 VND, no
+/// discount code.
+pub fn order_body(customer: &str) -> Value {
+    serde_json::json!({
+        "customer": {
+            "customerId": customer,
+            "name": "Nguyễn Văn A",
+            "phone": "+84 900 000 000",
+            "address": {"line1": "1 Lê Lợi", "city": "Hồ Chí Minh", "country": "VN"}
+        },
+        "currency": "VND",
+        "items": [{"productId": "sku-1", "quantity": 2, "unitPrice": 150000}]
+    })
+}

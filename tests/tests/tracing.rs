@@ -18,7 +18,6 @@ use e2e::processes::RelayProcess;
 use e2e::{brokers, Received, System};
 use order_grpc::proto::{self, order_service_client::OrderServiceClient};
 use reqwest::Method;
-use serde_json::json;
 
 /// The receiver and the export of this process, set up once for all its tests.
 fn exported() -> &'static (OtlpReceiver, order_runtime::Telemetry) {
@@ -47,19 +46,6 @@ fn traced_relay(system: &System, endpoint: &str) -> RelayProcess {
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ],
     )
-}
-
-fn new_order(customer: &str) -> serde_json::Value {
-    json!({
-        "customer": {
-            "customerId": customer,
-            "name": "Nguyễn Văn A",
-            "phone": "+84 900 000 000",
-            "address": {"line1": "1 Lê Lợi", "city": "Hồ Chí Minh", "country": "VN"}
-        },
-        "currency": "VND",
-        "items": [{"productId": "sku-1", "quantity": 2, "unitPrice": 150000}]
-    })
 }
 
 /// The trace's spans once it holds a producer and a consumer span.
@@ -159,7 +145,7 @@ async fn an_http_command_continues_the_callers_trace_through_relay_and_projector
         .send(
             Method::POST,
             "/orders",
-            Some(new_order("c-traced")),
+            Some(e2e::order_body("c-traced")),
             &[(
                 "traceparent",
                 &format!("00-{caller_trace}-{caller_span}-01"),
@@ -261,7 +247,7 @@ async fn a_relay_whose_collector_is_down_publishes_as_usual_and_counts_what_it_l
             .send(
                 Method::POST,
                 "/orders",
-                Some(new_order(&format!("c-dead-{n}"))),
+                Some(e2e::order_body(&format!("c-dead-{n}"))),
                 &[],
             )
             .await;

@@ -16,18 +16,11 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+/// [`e2e::order_body`] with the discount code `WELCOME10`.
 fn new_order(customer: &str) -> Value {
-    json!({
-        "customer": {
-            "customerId": customer,
-            "name": "Nguyễn Văn A",
-            "phone": "+84 900 000 000",
-            "address": {"line1": "1 Lê Lợi", "city": "Hồ Chí Minh", "country": "VN"}
-        },
-        "currency": "VND",
-        "items": [{"productId": "sku-1", "quantity": 2, "unitPrice": 150000}],
-        "discountCodes": ["WELCOME10"]
-    })
+    let mut body = e2e::order_body(customer);
+    body["discountCodes"] = json!(["WELCOME10"]);
+    body
 }
 
 /// Runs one order's lifecycle, including commands that must be rejected; returns its id.

@@ -9,19 +9,6 @@ use e2e::System;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-fn new_order(customer: &str) -> Value {
-    json!({
-        "customer": {
-            "customerId": customer,
-            "name": "Nguyễn Văn A",
-            "phone": "+84 900 000 000",
-            "address": {"line1": "1 Lê Lợi", "city": "Hồ Chí Minh", "country": "VN"}
-        },
-        "currency": "VND",
-        "items": [{"productId": "sku-1", "quantity": 2, "unitPrice": 150000}]
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_list_eventually_shows_every_order_with_its_status_and_version_and_no_lag() {
     let system = System::start_with_projector(1).await;
@@ -33,7 +20,7 @@ async fn the_list_eventually_shows_every_order_with_its_status_and_version_and_n
             .send(
                 Method::POST,
                 "/orders",
-                Some(new_order(&format!("c-{}", n % 3))),
+                Some(e2e::order_body(&format!("c-{}", n % 3))),
                 &[("X-User-Id", "e2e")],
             )
             .await;
