@@ -104,30 +104,6 @@ fn b64(bytes: &[u8]) -> String {
     out
 }
 
-/// Asserts a 401 with a bearer challenge and a problem body, and nothing written.
-async fn assert_unauthenticated(api: &Api, call: Call, kind: &str) {
-    let description = call.describe();
-    let before = counts(&api.pool).await;
-    let reply = api.send(call).await;
-    assert_eq!(
-        reply.status,
-        StatusCode::UNAUTHORIZED,
-        "{description}: {}",
-        reply.text()
-    );
-    assert_problem(&reply, 401, kind);
-    let challenge = reply.header("www-authenticate").unwrap_or_default();
-    assert!(
-        challenge.starts_with("Bearer"),
-        "{description}: WWW-Authenticate {challenge:?}"
-    );
-    assert_eq!(
-        counts(&api.pool).await,
-        before,
-        "{description} wrote something"
-    );
-}
-
 /// Every route that needs a token, with a valid body, on order `id`.
 fn protected_calls(id: &str) -> Vec<Call> {
     let mut calls = vec![
@@ -149,11 +125,10 @@ async fn every_route_but_the_open_ones_answers_401_without_a_token(pool: PgPool)
     let api = jwt_api(pool);
     let id = api.place_as(&operator(), &order_body()).await;
     for call in protected_calls(&id) {
-        assert_unauthenticated(&api, call, "unauthenticated").await;
+        api.assert_unauthenticated(call, "unauthenticated").await;
     }
     // X-User-Id is no credential.
-    assert_unauthenticated(
-        &api,
+    api.assert_unauthenticated(
         Call::post("/orders", &order_body()).header("x-user-id", "cust-1"),
         "unauthenticated",
     )
@@ -312,7 +287,7 @@ async fn authentication_is_checked_before_the_body_framing(pool: PgPool) {
         Call::post("/orders", &json!({})),
         Call::get("/orders/not-a-uuid"),
     ] {
-        assert_unauthenticated(&api, call, "unauthenticated").await;
+        api.assert_unauthenticated(call, "unauthenticated").await;
     }
 }
 
@@ -783,8 +758,7 @@ async fn with_an_issuer_and_an_audience_only_tokens_naming_both_get_in(pool: PgP
     ];
     for (case, claims) in refused {
         let token = sign(&claims, Algorithm::HS256, SECRET);
-        assert_unauthenticated(
-            &api,
+        api.assert_unauthenticated(
             Call::post("/orders", &order_body()).bearer(&token),
             "invalid-token",
         )

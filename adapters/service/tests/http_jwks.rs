@@ -201,29 +201,14 @@ async fn ready(api: &Api) {
 /// Asserts `token` gets a 401 with a bearer challenge and a problem naming why (the
 /// detail contains `why`), on a read and on a command, and that nothing is written.
 async fn assert_refused(api: &Api, case: &str, token: &str, why: &str) {
-    let before = counts(&api.pool).await;
     for call in [
         Call::get("/orders").bearer(token),
         Call::post("/orders", &order_body()).bearer(token),
     ] {
-        let reply = api.send(call).await;
-        assert_eq!(
-            reply.status,
-            StatusCode::UNAUTHORIZED,
-            "{case}: {}",
-            reply.text()
-        );
-        assert_problem(&reply, 401, "invalid-token");
-        assert!(
-            reply
-                .header("www-authenticate")
-                .is_some_and(|c| c.starts_with("Bearer")),
-            "{case}: a bearer challenge"
-        );
-        let detail = reply.json["detail"].as_str().unwrap_or_default();
+        let problem = api.assert_unauthenticated(call, "invalid-token").await;
+        let detail = problem["detail"].as_str().unwrap_or_default();
         assert!(detail.contains(why), "{case}: {detail:?} names {why:?}");
     }
-    assert_eq!(counts(&api.pool).await, before, "{case} wrote something");
 }
 
 async fn status(api: &Api, token: &str) -> StatusCode {

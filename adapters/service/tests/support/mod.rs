@@ -241,6 +241,23 @@ impl Api {
         status: u16,
         kind: &str,
     ) -> Value {
+        self.rejected_without_writes(call, status, kind).await.json
+    }
+
+    /// Sends `call`, expects 401 with a problem whose type ends in `kind`, a
+    /// `WWW-Authenticate: Bearer` challenge, and nothing written. Returns the problem.
+    pub async fn assert_unauthenticated(&self, call: Call, kind: &str) -> Value {
+        let description = call.describe();
+        let reply = self.rejected_without_writes(call, 401, kind).await;
+        let challenge = reply.header("www-authenticate").unwrap_or_default();
+        assert!(
+            challenge.starts_with("Bearer"),
+            "{description}: WWW-Authenticate {challenge:?}"
+        );
+        reply.json
+    }
+
+    async fn rejected_without_writes(&self, call: Call, status: u16, kind: &str) -> Reply {
         let before = counts(&self.pool).await;
         let description = call.describe();
         let reply = self.send(call).await;
@@ -256,7 +273,7 @@ impl Api {
             before,
             "{description} answered {status} but wrote something"
         );
-        reply.json
+        reply
     }
 
     /// A 422 naming `field`, with nothing written.
