@@ -61,10 +61,11 @@ pub struct Jwks {
 
 /// How a token's claims are checked, in either mode: `exp` and `sub` required, `nbf`
 /// honoured, and `JWT_ISSUER` and `JWT_AUDIENCE` when set (also written into minted
-/// tokens).
+/// tokens). One validation per accepted algorithm, made once: jsonwebtoken wants every
+/// algorithm of a validation to fit the key's family.
 #[derive(Clone)]
 struct Checks {
-    validation: Validation,
+    validations: Vec<Validation>,
     issuer: Option<String>,
     audience: Option<String>,
 }
@@ -79,17 +80,20 @@ impl std::fmt::Debug for Checks {
 }
 
 impl Checks {
-    fn new(algorithm: Algorithm) -> Self {
-        let mut validation = Validation::new(algorithm);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = LEEWAY.as_secs();
-        validation.validate_exp = true;
-        // A token that says it is not valid yet is refused too.
-        validation.validate_nbf = true;
-        // Without JWT_AUDIENCE an `aud` claim is neither required nor checked.
-        validation.validate_aud = false;
+    fn new(algorithms: &[Algorithm]) -> Self {
+        let validation = |algorithm: &Algorithm| {
+            let mut validation = Validation::new(*algorithm);
+            validation.set_required_spec_claims(&["exp", "sub"]);
+            validation.leeway = LEEWAY.as_secs();
+            validation.validate_exp = true;
+            // A token that says it is not valid yet is refused too.
+            validation.validate_nbf = true;
+            // Without JWT_AUDIENCE an `aud` claim is neither required nor checked.
+            validation.validate_aud = false;
+            validation
+        };
         Self {
-            validation,
+            validations: algorithms.iter().map(validation).collect(),
             issuer: None,
             audience: None,
         }
@@ -97,16 +101,22 @@ impl Checks {
 
     fn require(&mut self, issuer: Option<String>, audience: Option<String>) {
         let mut required = vec!["exp", "sub"];
-        if let Some(issuer) = &issuer {
-            self.validation.set_issuer(&[issuer]);
+        if issuer.is_some() {
             required.push("iss");
         }
-        if let Some(audience) = &audience {
-            self.validation.set_audience(&[audience]);
-            self.validation.validate_aud = true;
+        if audience.is_some() {
             required.push("aud");
         }
-        self.validation.set_required_spec_claims(&required);
+        for validation in &mut self.validations {
+            if let Some(issuer) = &issuer {
+                validation.set_issuer(&[issuer]);
+            }
+            if let Some(audience) = &audience {
+                validation.set_audience(&[audience]);
+                validation.validate_aud = true;
+            }
+            validation.set_required_spec_claims(&required);
+        }
         self.issuer = issuer;
         self.audience = audience;
     }
@@ -119,11 +129,14 @@ impl Checks {
         algorithm: Algorithm,
     ) -> Result<Actor, AuthError> {
         use jsonwebtoken::errors::ErrorKind;
-        let mut validation = std::borrow::Cow::Borrowed(&self.validation);
-        if validation.algorithms != [algorithm] {
-            validation.to_mut().algorithms = vec![algorithm];
-        }
-        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|error| {
+        let validation = self
+            .validations
+            .iter()
+            .find(|validation| validation.algorithms == [algorithm])
+            .ok_or_else(|| {
+                AuthError::Invalid(format!("the token is not signed with {algorithm:?}"))
+            })?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|error| {
             AuthError::Invalid(match error.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
                 ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".to_owned(),
@@ -201,7 +214,7 @@ impl Authenticator {
         Ok(Self::Jwt(Box::new(JwtKeys {
             decoding: DecodingKey::from_secret(secret),
             encoding: EncodingKey::from_secret(secret),
-            checks: Checks::new(Algorithm::HS256),
+            checks: Checks::new(&[Algorithm::HS256]),
         })))
     }
 
@@ -222,7 +235,7 @@ impl Authenticator {
     pub fn jwks_refetching_every(url: &str, refetch_every: Duration) -> anyhow::Result<Self> {
         Ok(Self::Jwks(Arc::new(Jwks {
             keys: Arc::new(KeySet::new(url, refetch_every)?),
-            checks: Checks::new(Algorithm::RS256),
+            checks: Checks::new(&[Algorithm::RS256, Algorithm::ES256]),
         })))
     }
 
