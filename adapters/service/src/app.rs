@@ -61,8 +61,8 @@ impl App {
     ) -> anyhow::Result<Self> {
         let use_cases = UseCases::build(&pool, settings);
         Ok(Self {
-            router: http_router(&pool, use_cases.clone(), settings)?,
-            grpc: grpc_api(&pool, use_cases, settings),
+            router: http_router(use_cases.clone(), settings)?,
+            grpc: grpc_api(use_cases, settings),
             pool,
             listeners,
             projector,
@@ -163,12 +163,13 @@ fn stop_on_failure(served: &anyhow::Result<()>, message: &str, stop: &watch::Sen
 }
 
 /// The use cases every API calls, on one pool: the event store with snapshots, the
-/// discount policy, the read model.
+/// discount policy, the read model; and the readiness both APIs report.
 #[derive(Clone)]
 struct UseCases {
     commands: OrderCommands,
     queries: OrderQueries,
     summaries: SummaryQueries,
+    readiness: Arc<dyn Readiness>,
 }
 
 impl UseCases {
@@ -186,20 +187,17 @@ impl UseCases {
             commands,
             queries: OrderQueries::new(store.clone()).with_snapshots(store),
             summaries: SummaryQueries::new(Arc::new(PgReadModel::new(pool.clone()))),
+            readiness: readiness(pool, settings),
         }
     }
 }
 
-fn http_router(
-    pool: &PgPool,
-    use_cases: UseCases,
-    settings: &ServiceSettings,
-) -> anyhow::Result<Router> {
+fn http_router(use_cases: UseCases, settings: &ServiceSettings) -> anyhow::Result<Router> {
     let state = AppState {
         commands: use_cases.commands,
         queries: use_cases.queries,
         summaries: use_cases.summaries,
-        readiness: readiness(pool, settings),
+        readiness: use_cases.readiness,
         metrics: Arc::new(HttpMetrics::new()?),
         auth: settings.auth.clone(),
         body_limit: settings.body_limit,
@@ -208,9 +206,9 @@ fn http_router(
     Ok(router(state, settings.limits))
 }
 
-fn grpc_api(pool: &PgPool, use_cases: UseCases, settings: &ServiceSettings) -> GrpcApi {
+fn grpc_api(use_cases: UseCases, settings: &ServiceSettings) -> GrpcApi {
     let state = GrpcState {
-        readiness: readiness(pool, settings),
+        readiness: use_cases.readiness,
         commands: use_cases.commands,
         queries: use_cases.queries,
         summaries: use_cases.summaries,
@@ -250,14 +248,14 @@ impl Readiness for ServiceReadiness {
 /// # Errors
 /// When the metrics registry cannot be built.
 pub fn build_router(pool: PgPool, settings: &ServiceSettings) -> anyhow::Result<Router> {
-    http_router(&pool, UseCases::build(&pool, settings), settings)
+    http_router(UseCases::build(&pool, settings), settings)
 }
 
 /// The gRPC API alone on a pool, wired as [`App::build`] wires it: the same use
 /// cases, authentication and limits (`body_limit` bounds a message), with health
 /// and reflection.
 pub fn build_grpc(pool: PgPool, settings: &ServiceSettings) -> GrpcApi {
-    grpc_api(&pool, UseCases::build(&pool, settings), settings)
+    grpc_api(UseCases::build(&pool, settings), settings)
 }
 
 /// Serves the gRPC API on `listener`, keeping its health answers current, until
