@@ -13,7 +13,7 @@ use application::envelope::decode_event;
 use application::{EventEnvelope, EventMetadata, StoreError};
 use chrono::{DateTime, Utc};
 use domain::{OrderEvent, OrderId};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::convert::{from_column, to_column};
@@ -159,6 +159,28 @@ pub struct ReplayFilter {
     pub order: Option<Uuid>,
     pub from_position: Option<i64>,
     pub since: Option<DateTime<Utc>>,
+}
+
+/// How many events `filter` matches now (a replay's total).
+///
+/// # Errors
+/// When the database fails.
+pub async fn count_matching<'c>(
+    executor: impl PgExecutor<'c>,
+    filter: ReplayFilter,
+) -> Result<u64, sqlx::Error> {
+    let count = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM events
+           WHERE ($1::uuid IS NULL OR stream_id = $1)
+             AND ($2::bigint IS NULL OR global_position >= $2)
+             AND ($3::timestamptz IS NULL OR recorded_at >= $3)"#,
+        filter.order,
+        filter.from_position,
+        filter.since,
+    )
+    .fetch_one(executor)
+    .await?;
+    Ok(from_column("count(events)", count)?)
 }
 
 /// Up to `limit` events after global position `after`, matching `filter`, in global

@@ -3,6 +3,7 @@
 //!
 //! Run with `scripts/test.sh` (it starts the broker and sets `KAFKA_BROKERS`).
 
+mod admin;
 mod consumer;
 mod grpc;
 mod read_side;
