@@ -246,7 +246,10 @@ impl AdminStore for PgAdministration {
                 (all, serde_json::json!({}))
             }
         };
-        let (lock, lock_key) = admin_jobs::lock_runner(&self.pool).await.map_err(failed)?;
+        let (mut lock, lock_key) = admin_jobs::lock_runner(&self.pool).await.map_err(failed)?;
+        // However the job ends (a refusal below, a runner dropped before it ran, the
+        // process stopping), the connection closes and the lock goes with it.
+        lock.close_on_drop();
         let id = Uuid::now_v7();
         let mut tx = self.pool.begin().await.map_err(failed)?;
         let inserted =
@@ -394,7 +397,6 @@ impl RunningJob for PgJob {
             .map_err(store_error)?;
         if let Err(error) = admin_jobs::unlock_runner(&mut lock, lock_key).await {
             tracing::debug!(%error, "cannot release the job's lock; it goes with the connection");
-            lock.close_on_drop();
         }
         admin_jobs::get(&pool, id)
             .await

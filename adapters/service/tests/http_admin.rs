@@ -600,6 +600,26 @@ async fn a_rebuild_is_a_job_one_at_a_time_and_a_dead_runners_job_is_failed(pool:
         recorded_actions(&pool).await.is_empty(),
         "a refused call records nothing"
     );
+    // Nor keeps a runner's lock: only the test's own is held.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let stray: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+             AND classid = 1868720738 AND objid <> 777 \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if stray == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a refused rebuild kept its lock"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     runner.close().await.unwrap();
 
     // Its process died (the connection closed): the next rebuild runs.
