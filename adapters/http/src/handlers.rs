@@ -431,10 +431,7 @@ pub(super) async fn get_history(
 ) -> Answer {
     let id = order_id(path)?;
     let events = state.queries.history(&actor, id).await?;
-    let events: Vec<serde_json::Value> = events
-        .iter()
-        .map(|e| e.to_wire_with_recorded_at())
-        .collect();
+    let events: Vec<serde_json::Value> = events.iter().map(|e| e.to_history_wire()).collect();
     Ok(Json(serde_json::json!({ "orderId": id, "events": events })).into_response())
 }
 

@@ -52,6 +52,7 @@ impl TryFrom<EventRow> for EventEnvelope {
             metadata,
             traceparent: row.traceparent,
             recorded_at: Some(row.recorded_at),
+            position: Some(at.global_position(row.global_position)?),
         })
     }
 }
@@ -89,6 +90,7 @@ impl TryFrom<FoldRow> for EventEnvelope {
             },
             traceparent: None,
             recorded_at: Some(row.recorded_at),
+            position: Some(at.global_position(row.global_position)?),
         })
     }
 }
@@ -114,6 +116,11 @@ impl Position {
 
     fn version(self) -> Result<u64, StoreError> {
         from_column("events.version", self.version).map_err(|e| self.corrupt(e))
+    }
+
+    /// The event's `global_position`, as the envelope's `position`.
+    fn global_position(self, global_position: i64) -> Result<u64, StoreError> {
+        from_column("events.global_position", global_position).map_err(|e| self.corrupt(e))
     }
 
     /// The payload, upcast to the current shape of its type.

@@ -154,6 +154,15 @@ fn the_schemas_mark_what_the_api_requires_and_its_enums() {
         schemas["Ack"]["properties"]["orderId"]["format"],
         json!("uuid")
     );
+    // A history event's envelope: `recordedAt` and `position` are always there.
+    let envelope = &schemas["EventEnvelope"]["allOf"][0];
+    let envelope_required = envelope["required"].as_array().expect("required");
+    for field in ["recordedAt", "position"] {
+        assert!(envelope_required.contains(&json!(field)), "{field}");
+    }
+    let position = &envelope["properties"]["position"];
+    assert_eq!(position["type"], json!("integer"));
+    assert_eq!(position["minimum"], json!(1));
 }
 
 #[test]
