@@ -672,3 +672,46 @@ async fn without_authentication_everyone_administers_and_the_user_header_is_reco
     let actions = recorded_actions(&pool).await;
     assert_eq!(actions[0].0.as_deref(), Some("dev-1"));
 }
+
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
+async fn a_replayed_order_waits_behind_its_rows_still_in_the_outbox(pool: PgPool) {
+    let api = api(pool.clone());
+    let order = api.place_as(&admin(), &order_body()).await;
+    let ids = park(&pool, &order, "refused").await;
+    let reply = api
+        .ok(Call::post("/admin/replay", &json!({"orderId": order})).bearer(&admin()))
+        .await;
+    let job = finished_job(&api, reply.header("location").expect("a location")).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+
+    // The replayed row comes after the parked one, and is held back behind it.
+    let rows: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM outbox WHERE aggregate_id = $1::uuid ORDER BY id")
+            .bind(&order)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0], ids[0]);
+    let partitions: Vec<i32> = (0..order_postgres::outbox::PARTITIONS).collect();
+    let mut conn = pool.acquire().await.unwrap();
+    let due = order_postgres::outbox::due(&mut conn, &partitions, 100)
+        .await
+        .unwrap();
+    assert!(
+        due.iter().all(|row| row.aggregate_id.to_string() != order),
+        "nothing of the parked order is due"
+    );
+    // Retried, both flow in order: the original, then the replay.
+    api.ok(Call::post(format!("/admin/orders/{order}/outbox/retry"), &json!({})).bearer(&admin()))
+        .await;
+    let due = order_postgres::outbox::due(&mut conn, &partitions, 100)
+        .await
+        .unwrap();
+    let of_order: Vec<i64> = due
+        .iter()
+        .filter(|row| row.aggregate_id.to_string() == order)
+        .map(|row| row.id)
+        .collect();
+    assert_eq!(of_order, rows);
+}
