@@ -19,6 +19,9 @@ pub struct RelayMetrics {
     pub batch_size: Histogram,
     pub owned_partitions: IntGauge,
     pub parked: IntGauge,
+    /// Spans the trace export lost (see [`order_runtime::telemetry::spans_lost`]),
+    /// brought up to date when rendered.
+    spans_lost: IntCounter,
     ready: AtomicBool,
 }
 
@@ -72,7 +75,12 @@ impl RelayMetrics {
         registry.register(Box::new(publish_latency.clone()))?;
         registry.register(Box::new(batch_size.clone()))?;
         registry.register(Box::new(owned_partitions.clone()))?;
+        let spans_lost = IntCounter::new(
+            "trace_spans_lost_total",
+            "Spans the trace export lost: dropped at its full queue or with a batch the collector refused",
+        )?;
         registry.register(Box::new(parked.clone()))?;
+        registry.register(Box::new(spans_lost.clone()))?;
         Ok(Self {
             registry,
             published,
@@ -83,12 +91,16 @@ impl RelayMetrics {
             batch_size,
             owned_partitions,
             parked,
+            spans_lost,
             ready: AtomicBool::new(false),
         })
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        let lost = order_runtime::telemetry::spans_lost();
+        self.spans_lost
+            .inc_by(lost.saturating_sub(self.spans_lost.get()));
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()

@@ -257,6 +257,14 @@ async fn a_relay_whose_collector_is_down_publishes_as_usual_and_counts_what_it_l
     relay
         .wait_for_log("span export failed", Duration::from_secs(10))
         .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while relay.metric("trace_spans_lost_total").await < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lost spans never showed on the relay's /metrics"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     relay
         .terminate(Duration::from_secs(10))
         .expect("the relay stops on SIGTERM");

@@ -5,7 +5,9 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{Gauge, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 use super::AppState;
 
@@ -16,6 +18,9 @@ pub struct HttpMetrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     read_model_lag: Gauge,
+    /// Spans the trace export lost (see [`order_runtime::telemetry::spans_lost`]),
+    /// brought up to date when rendered.
+    spans_lost: IntCounter,
 }
 
 impl HttpMetrics {
@@ -49,11 +54,17 @@ impl HttpMetrics {
         )?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(read_model_lag.clone()))?;
+        let spans_lost = IntCounter::new(
+            "trace_spans_lost_total",
+            "Spans the trace export lost: dropped at its full queue or with a batch the collector refused",
+        )?;
+        registry.register(Box::new(spans_lost.clone()))?;
         Ok(Self {
             registry,
             requests,
             latency,
             read_model_lag,
+            spans_lost,
         })
     }
 
@@ -64,6 +75,9 @@ impl HttpMetrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        let lost = order_runtime::telemetry::spans_lost();
+        self.spans_lost
+            .inc_by(lost.saturating_sub(self.spans_lost.get()));
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
