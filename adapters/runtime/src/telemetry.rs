@@ -30,8 +30,18 @@ use opentelemetry_sdk::Resource;
 use tracing::{Level, Metadata};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// Most spans waiting for export; beyond it new spans are dropped (and counted).
+/// Most spans waiting for export unless `OTEL_BSP_MAX_QUEUE_SIZE` says otherwise;
+/// beyond it new spans are dropped (and counted).
 pub const QUEUE_CAPACITY: usize = 2048;
+
+/// The queue's capacity: `OTEL_BSP_MAX_QUEUE_SIZE` (the SDK's variable) when it is a
+/// positive integer, [`QUEUE_CAPACITY`] otherwise.
+fn queue_capacity(setting: Option<&str>) -> usize {
+    setting
+        .and_then(|text| text.trim().parse::<usize>().ok())
+        .filter(|capacity| *capacity > 0)
+        .unwrap_or(QUEUE_CAPACITY)
+}
 
 /// How long a stopping process waits for the last spans to be exported.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -244,13 +254,14 @@ where
         .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
         .build()?;
     let ledger = LEDGER.get_or_init(|| Arc::new(Ledger::default())).clone();
+    let capacity = queue_capacity(std::env::var("OTEL_BSP_MAX_QUEUE_SIZE").ok().as_deref());
     let batches = BatchSpanProcessor::builder(Counted {
         inner: exporter,
         ledger: ledger.clone(),
     })
     .with_batch_config(
         BatchConfigBuilder::default()
-            .with_max_queue_size(QUEUE_CAPACITY)
+            .with_max_queue_size(capacity)
             .build(),
     )
     .build();
@@ -258,6 +269,7 @@ where
         .with_span_processor(Bounded {
             inner: batches,
             ledger,
+            capacity,
         })
         .with_resource(
             Resource::builder_empty()
@@ -329,6 +341,7 @@ impl Ledger {
 struct Bounded {
     inner: BatchSpanProcessor,
     ledger: Arc<Ledger>,
+    capacity: usize,
 }
 
 impl SpanProcessor for Bounded {
@@ -337,12 +350,12 @@ impl SpanProcessor for Bounded {
     }
 
     fn on_end(&self, span: SpanData) {
-        if self.ledger.queued.fetch_add(1, Ordering::Relaxed) >= QUEUE_CAPACITY {
+        if self.ledger.queued.fetch_add(1, Ordering::Relaxed) >= self.capacity {
             self.ledger.queued.fetch_sub(1, Ordering::Relaxed);
             if self.ledger.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
                 tracing::warn!(
                     target: "order_runtime::telemetry",
-                    capacity = QUEUE_CAPACITY,
+                    capacity = self.capacity,
                     "span export queue full (collector slow or down); spans are dropped and counted"
                 );
             }
@@ -417,6 +430,16 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_queue_capacity_is_the_sdks_variable_when_it_is_a_positive_integer() {
+        assert_eq!(super::queue_capacity(None), super::QUEUE_CAPACITY);
+        assert_eq!(super::queue_capacity(Some("512")), 512);
+        assert_eq!(super::queue_capacity(Some(" 64 ")), 64);
+        for ignored in ["0", "-1", "many", ""] {
+            assert_eq!(super::queue_capacity(Some(ignored)), super::QUEUE_CAPACITY);
+        }
+    }
+
     use super::*;
 
     #[test]
