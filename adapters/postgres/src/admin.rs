@@ -58,6 +58,24 @@ impl PgAdministration {
         self
     }
 
+    /// Ends an operator's change to the outbox: records `action` with its outcome for
+    /// `rows` (or rolls back on the refusal `outcome` gives), commits, and wakes the
+    /// relays when rows became due.
+    async fn settle(
+        &self,
+        mut tx: sqlx::Transaction<'_, Postgres>,
+        action: &ActionRecord,
+        outcome: Outcome<'_>,
+        rows: u64,
+    ) -> Result<u64, AdminError> {
+        admin_actions::record(&mut tx, action, &outcome(rows)?)
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        wake_relays(&self.pool, rows).await;
+        Ok(rows)
+    }
+
     /// Marks `failed` the jobs whose runner stopped (the service calls it at start, so a
     /// restart says what it interrupted); returns their ids.
     ///
@@ -185,12 +203,7 @@ impl AdminStore for PgAdministration {
         let done = outbox::retry_parked(&mut tx, selection(target))
             .await
             .map_err(failed)?;
-        admin_actions::record(&mut tx, action, &outcome(done)?)
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
-        wake_relays(&self.pool, done).await;
-        Ok(done)
+        self.settle(tx, action, outcome, done).await
     }
 
     async fn skip(
@@ -204,12 +217,7 @@ impl AdminStore for PgAdministration {
         let done = outbox_dead_letters::skip_parked(&mut tx, selection(target), reason)
             .await
             .map_err(failed)?;
-        admin_actions::record(&mut tx, action, &outcome(done)?)
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
-        wake_relays(&self.pool, done).await;
-        Ok(done)
+        self.settle(tx, action, outcome, done).await
     }
 
     async fn start_job(
