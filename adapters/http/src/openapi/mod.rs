@@ -31,24 +31,27 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::handlers;
 use super::AppState;
+use super::{console, handlers};
 
 pub(super) use params::{CommandHeaders, CorrelationHeader, CreateHeaders, LinePath, OrderPath};
 pub(super) use responses::{
-    Acknowledged, CommandProblems, CreateProblems, Created, Healthy, HistoryFound, ListProblems,
-    MetricsText, OpenProblems, OrderFound, OrderQueryProblems, PageFound, RemoveItemProblems,
+    Acknowledged, CommandProblems, ConsoleHtml, CreateProblems, Created, Healthy, HistoryFound,
+    ListProblems, MetricsText, OpenProblems, OrderFound, OrderQueryProblems, PageFound,
+    RemoveItemProblems,
 };
 pub(super) use rules::{CountryCode, CurrencyCode, OrderIdText, ShortText, Text};
 pub(super) use schemas::{OrderStatus, PaymentMethod};
 
 /// The routes that need no authentication (API.md, "Authentication and authorization").
-pub(super) const OPEN_PATHS: [&str; 5] = [
+/// The console page is one: it holds nothing, and asks the operator for a token.
+pub(super) const OPEN_PATHS: [&str; 6] = [
     "/healthz",
     "/readyz",
     "/metrics",
     "/openapi.json",
     "/asyncapi.json",
+    "/console",
 ];
 
 /// The name of the bearer security scheme.
@@ -67,7 +70,7 @@ pub(super) const BEARER: &str = "bearer";
     tags(
         (name = "commands", description = "Append events to an order's stream; answer an acknowledgment."),
         (name = "queries", description = "Read an order, its history or a page of the read model."),
-        (name = "operations", description = "Health, readiness, metrics, this document and the events' AsyncAPI document; no authentication.")
+        (name = "operations", description = "Health, readiness, metrics, this document, the events' AsyncAPI document and the operator console page; no authentication.")
     ),
     components(schemas(
         crate::dto::AckResponse,
@@ -99,6 +102,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics_text))
         .routes(routes!(openapi_json))
         .routes(routes!(asyncapi_json))
+        .routes(routes!(console::console))
 }
 
 /// The OpenAPI document of every route, as served (JSON); with `bearer_auth`, every

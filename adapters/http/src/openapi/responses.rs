@@ -245,6 +245,32 @@ impl IntoResponses for AsyncApiDocument {
     }
 }
 
+/// 200 from `/console`.
+#[derive(Debug)]
+pub(crate) struct ConsoleHtml;
+
+impl IntoResponses for ConsoleHtml {
+    fn responses() -> Responses {
+        let html = ContentBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .build();
+        let response = ResponseBuilder::new()
+            .description(
+                "The operator console: one self-contained HTML page (inline style and \
+                 script) that asks for an admin token, keeps it in the tab's \
+                 sessionStorage, and calls the administration routes with it.",
+            )
+            .content("text/html", html);
+        let response = header(
+            response,
+            "Content-Security-Policy",
+            "Only the page's own inline style and script (by SHA-256) and fetches to \
+             this service.",
+        );
+        one(200, with_correlation(response))
+    }
+}
+
 /// A problem answer for `status`, described for the routes that can give it.
 fn problem(status: u16) -> (String, RefOr<Response>) {
     let description = match status {

@@ -10,7 +10,7 @@
 //! - A scripted lifecycle checks every request and answer against the document's schemas
 //!   (JSON Schema draft 2020-12, which OpenAPI 3.1 uses): a status the document does not
 //!   give for the operation, or a body that breaks its schema, fails.
-//! - With bearer authentication the document requires it on every route but the open four.
+//! - With bearer authentication the document requires it on every route but the open ones.
 //! - Every limit the code enforces is in the document, and `null` means what it says
 //!   (`limits`).
 
@@ -40,9 +40,10 @@ use support::{item, order_body, payment};
 // The contract
 // ---------------------------------------------------------------------------------------
 
-/// Every route of API.md ("HTTP commands", "HTTP queries"), as method and path template:
-/// the document must describe these, no more and no less.
-const ROUTES: [(&str, &str); 15] = [
+/// Every route of API.md ("HTTP commands", "HTTP queries", and `/console` of
+/// "Administration"), as method and path template: the document must describe these, no
+/// more and no less.
+const ROUTES: [(&str, &str); 16] = [
     ("POST", "/orders"),
     ("POST", "/orders/{id}/items"),
     ("DELETE", "/orders/{id}/items/{productId}"),
@@ -58,15 +59,17 @@ const ROUTES: [(&str, &str); 15] = [
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/asyncapi.json"),
+    ("GET", "/console"),
 ];
 
 /// The routes that need no authentication.
-const OPEN: [&str; 5] = [
+const OPEN: [&str; 6] = [
     "/healthz",
     "/readyz",
     "/metrics",
     "/openapi.json",
     "/asyncapi.json",
+    "/console",
 ];
 
 /// The commands that take a JSON body.
