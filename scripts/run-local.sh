@@ -72,6 +72,8 @@ CUSTOMER_TOKEN="$(target/release/order-service token --sub alice --role customer
 OPERATOR_TOKEN="$(target/release/order-service token --sub olga --role operator --ttl-seconds 86400)"
 printf '%s\n' "$CUSTOMER_TOKEN" >"$REPO_ROOT/.local/customer.token"
 printf '%s\n' "$OPERATOR_TOKEN" >"$REPO_ROOT/.local/operator.token"
+# The operator console (/console) and the /admin routes take an admin's token.
+target/release/order-service token --sub ada --role admin --ttl-seconds 86400 >"$REPO_ROOT/.local/admin.token"
 
 # --- start the two binaries -----------------------------------------------------
 export RUST_LOG="${RUST_LOG:-info}"
@@ -130,9 +132,12 @@ cat <<EOF
    PostgreSQL      ${DATABASE_URL}
    logs            ${LOG_DIR}/
 
- Every request needs a bearer token. Two development tokens (valid 24 h) are in
- .local/: customer.token (user alice, customer c-1) and operator.token (user olga).
- Mint others with: target/release/order-service token --help
+ Every request needs a bearer token. Three development tokens (valid 24 h) are in
+ .local/: customer.token (user alice, customer c-1), operator.token (user olga) and
+ admin.token (user ada). Mint others with: target/release/order-service token --help
+
+ The operator console (outbox, relays, parked rows, replay, rebuild): open
+ http://127.0.0.1:${HTTP_PORT}/console and paste the token of .local/admin.token.
 
  Create an order as customer c-1:
 
