@@ -70,10 +70,10 @@ export JWT_SECRET
 unset AUTH_MODE
 CUSTOMER_TOKEN="$(target/release/order-service token --sub alice --role customer --customer-id c-1 --ttl-seconds 86400)"
 OPERATOR_TOKEN="$(target/release/order-service token --sub olga --role operator --ttl-seconds 86400)"
+ADMIN_TOKEN="$(target/release/order-service token --sub ada --role admin --ttl-seconds 86400)"
 printf '%s\n' "$CUSTOMER_TOKEN" >"$REPO_ROOT/.local/customer.token"
 printf '%s\n' "$OPERATOR_TOKEN" >"$REPO_ROOT/.local/operator.token"
-# The operator console (/console) and the /admin routes take an admin's token.
-target/release/order-service token --sub ada --role admin --ttl-seconds 86400 >"$REPO_ROOT/.local/admin.token"
+printf '%s\n' "$ADMIN_TOKEN" >"$REPO_ROOT/.local/admin.token"
 
 # --- start the two binaries -----------------------------------------------------
 export RUST_LOG="${RUST_LOG:-info}"
@@ -134,10 +134,16 @@ cat <<EOF
 
  Every request needs a bearer token. Three development tokens (valid 24 h) are in
  .local/: customer.token (user alice, customer c-1), operator.token (user olga) and
- admin.token (user ada). Mint others with: target/release/order-service token --help
+ admin.token (user ada, the administration routes and the console).
+ Mint others with: target/release/order-service token --help
 
- The operator console (outbox, relays, parked rows, replay, rebuild): open
- http://127.0.0.1:${HTTP_PORT}/console and paste the token of .local/admin.token.
+ The operator console (paste the contents of .local/admin.token when it asks):
+
+   http://127.0.0.1:${HTTP_PORT}/console
+
+ The outbox as the console sees it:
+
+   curl -sS http://127.0.0.1:${HTTP_PORT}/admin/outbox -H "Authorization: Bearer \$(cat .local/admin.token)"
 
  Create an order as customer c-1:
 

@@ -69,6 +69,9 @@ pub struct Actor {
     /// Recorded as the events' `metadata.userId`.
     user_id: Option<String>,
     grant: Grant,
+    /// Whether the administration routes are open to it (the `admin` role, or
+    /// authentication off).
+    administers: bool,
 }
 
 /// An action on an existing order, as far as roles are concerned.
@@ -109,6 +112,7 @@ impl Actor {
         Self {
             user_id,
             grant: Grant::Unrestricted,
+            administers: true,
         }
     }
 
@@ -133,6 +137,7 @@ impl Actor {
         Ok(Self {
             user_id: Some(user_id),
             grant,
+            administers: roles.contains(&Role::Admin),
         })
     }
 
@@ -183,6 +188,21 @@ impl Actor {
                 "no role of this user may {}",
                 action.name()
             ))),
+        }
+    }
+
+    /// Whether the actor may use the administration (the outbox, replays, the read
+    /// model's rebuild): admins, and everyone when authentication is off.
+    ///
+    /// # Errors
+    /// [`Forbidden`] for operators, customers and users without roles.
+    pub fn check_administer(&self) -> Result<(), Forbidden> {
+        if self.administers {
+            Ok(())
+        } else {
+            Err(Forbidden(
+                "only the admin role may use the administration".to_owned(),
+            ))
         }
     }
 
@@ -291,6 +311,22 @@ mod tests {
             assert!(staff.check_place(&customer("anyone")).is_ok());
             assert_eq!(staff.list_scope(None), Ok(None));
         }
+    }
+
+    #[test]
+    fn only_admins_administer_when_authentication_is_on() {
+        assert_eq!(actor(&[Role::Admin], None).check_administer(), Ok(()));
+        assert_eq!(
+            actor(&[Role::Customer, Role::Admin], Some("alice")).check_administer(),
+            Ok(())
+        );
+        for roles in [&[Role::Operator][..], &[Role::Customer], &[]] {
+            assert!(
+                actor(roles, Some("alice")).check_administer().is_err(),
+                "{roles:?}"
+            );
+        }
+        assert_eq!(Actor::unrestricted(None).check_administer(), Ok(()));
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct EventEnvelope {
     pub traceparent: Option<String>,
     /// When the store committed it; `None` until stored.
     pub recorded_at: Option<DateTime<Utc>>,
+    /// Its global position in the event store, over all orders: grows with every event
+    /// stored (from 1; a write that rolled back may leave a gap); `None` until stored.
+    pub position: Option<u64>,
 }
 
 /// Why a stored event could not be turned back into a domain event.
@@ -51,7 +54,8 @@ pub enum DecodeError {
     BadPayload { event_type: String, reason: String },
 }
 
-/// The JSON of an envelope as published (`recordedAt` only on the history endpoint).
+/// The JSON of an envelope as published (`recordedAt` and `position` only on the
+/// history endpoint).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Wire<'a> {
@@ -66,6 +70,8 @@ struct Wire<'a> {
     metadata: &'a EventMetadata,
     #[serde(skip_serializing_if = "Option::is_none")]
     recorded_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<u64>,
 }
 
 /// RFC 3339 with microseconds and `Z`, as in API.md.
@@ -90,6 +96,17 @@ impl EventEnvelope {
             metadata,
             traceparent,
             recorded_at: None,
+            position: None,
+        }
+    }
+
+    /// The envelope as it was before the store stamped it: without `recorded_at` and
+    /// `position`, as appended and as written to the outbox.
+    pub fn unstored(&self) -> Self {
+        Self {
+            recorded_at: None,
+            position: None,
+            ..self.clone()
         }
     }
 
@@ -120,12 +137,13 @@ impl EventEnvelope {
         self.wire(false)
     }
 
-    /// The envelope with `recordedAt`, as the history endpoint shows it.
-    pub fn to_wire_with_recorded_at(&self) -> Value {
+    /// The envelope with where and when the store put it (`recordedAt`, `position`),
+    /// as the history endpoint shows it.
+    pub fn to_history_wire(&self) -> Value {
         self.wire(true)
     }
 
-    fn wire(&self, with_recorded_at: bool) -> Value {
+    fn wire(&self, as_stored: bool) -> Value {
         let wire = Wire {
             event_id: self.event_id,
             aggregate_type: AGGREGATE_TYPE,
@@ -136,18 +154,16 @@ impl EventEnvelope {
             occurred_at: format_time(self.occurred_at),
             payload: self.payload(),
             metadata: &self.metadata,
-            recorded_at: self
-                .recorded_at
-                .filter(|_| with_recorded_at)
-                .map(format_time),
+            recorded_at: self.recorded_at.filter(|_| as_stored).map(format_time),
+            position: self.position.filter(|_| as_stored),
         };
         serde_json::to_value(wire).unwrap_or(Value::Null)
     }
 }
 
 /// The envelope as a consumer reads it off the topic (`to_wire`'s shape), with its
-/// payload upcast to the current schema. `recorded_at` is `None` (it is not published)
-/// and so is `traceparent` (it travels as a header).
+/// payload upcast to the current schema. `recorded_at` and `position` are `None` (they
+/// are not published) and so is `traceparent` (it travels as a header).
 ///
 /// # Errors
 /// [`DecodeError::BadPayload`] when a field is missing or malformed, or as [`decode_event`].
@@ -182,6 +198,7 @@ pub fn from_wire(value: &Value) -> Result<EventEnvelope, DecodeError> {
         metadata: incoming.metadata,
         traceparent: None,
         recorded_at: None,
+        position: None,
     })
 }
 
@@ -303,6 +320,43 @@ mod tests {
             decode_event("ItemRemoved", 2, json!({})),
             Err(DecodeError::UnknownSchemaVersion { .. })
         ));
+    }
+
+    #[test]
+    fn the_published_form_leaves_out_where_and_when_it_was_stored_and_the_history_shows_both() {
+        let event = decode_event(
+            "OrderCancelled",
+            2,
+            json!({"reason": "late", "refundAmount": 0}),
+        )
+        .unwrap();
+        let recorded_at = DateTime::parse_from_rfc3339("2026-01-15T10:30:00.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let stored = EventEnvelope {
+            event_id: Uuid::now_v7(),
+            aggregate_id: OrderId::from_uuid(Uuid::now_v7()),
+            version: 2,
+            occurred_at: recorded_at,
+            event,
+            metadata: EventMetadata {
+                user_id: None,
+                correlation_id: "c".to_owned(),
+                causation_id: "c".to_owned(),
+            },
+            traceparent: None,
+            recorded_at: Some(recorded_at),
+            position: Some(42),
+        };
+
+        let published = stored.to_wire();
+        assert_eq!(published.get("recordedAt"), None);
+        assert_eq!(published.get("position"), None);
+        assert_eq!(published, stored.unstored().to_history_wire());
+        let history = stored.to_history_wire();
+        assert_eq!(history["recordedAt"], json!("2026-01-15T10:30:00.123456Z"));
+        assert_eq!(history["position"], json!(42));
+        assert_eq!(from_wire(&published), Ok(stored.unstored()));
     }
 
     #[test]

@@ -24,10 +24,14 @@
 //! - [`projection`]: the read side: [`OrderSummary`], the [`ReadModel`] port, the
 //!   idempotent, gap-aware [`Projector`] and the list query [`SummaryQueries`].
 //! - [`publication`]: which events become outbox messages.
+//! - [`admin`]: [`Administration`], what operators see of the outbox and do to it
+//!   (retry, skip, replay, rebuild as jobs), every action recorded; the [`AdminStore`]
+//!   port.
 //! - [`memory`]: [`MemoryEventStore`], the ports in memory, for fast tests of the use
 //!   cases (`tests/use_cases.rs`).
 
 pub mod access;
+pub mod admin;
 pub mod commands;
 pub mod envelope;
 pub mod memory;
@@ -37,6 +41,7 @@ pub mod publication;
 pub mod queries;
 
 pub use access::{Action, Actor, Forbidden, MissingCustomerId, Role};
+pub use admin::{AdminError, AdminStore, Administration, RunningJob};
 pub use commands::{
     CommandAck, CommandContext, CommandError, CommandOutcome, IdempotencyRequest, OrderCommands,
 };

@@ -13,7 +13,8 @@
 //!   first, as the PostgreSQL statement writes the key only after a complete append.
 //! - A refused call (a second append, versions that do not follow) makes the commit
 //!   refuse too, with `Other`.
-//! - Events load with `recorded_at`, the commit's time (one per commit); a snapshot's
+//! - Events load with `recorded_at`, the commit's time (one per commit), and `position`,
+//!   counting every event stored, over every stream, from 1; a snapshot's
 //!   `last_occurred_at` is the latest `occurred_at` of the events up to its version, and
 //!   a snapshot of a version already stored is left as it is.
 //!
@@ -51,6 +52,8 @@ struct State {
     snapshots: HashMap<OrderId, BTreeMap<u64, StoredSnapshot>>,
     /// Units of work that committed a write.
     commits: u64,
+    /// The global position of the last event stored (0 before the first).
+    last_position: u64,
 }
 
 impl State {
@@ -271,15 +274,18 @@ impl State {
         Ok(())
     }
 
-    /// Adds the appended events to their stream, stamped with the commit's time.
+    /// Adds the appended events to their stream, stamped with the commit's time and
+    /// the next global positions.
     fn write_append(&mut self, append: Append, recorded_at: DateTime<Utc>) {
-        self.streams
-            .entry(append.stream)
-            .or_default()
-            .extend(append.events.into_iter().map(|event| EventEnvelope {
+        let stream = self.streams.entry(append.stream).or_default();
+        for event in append.events {
+            self.last_position += 1;
+            stream.push(EventEnvelope {
                 recorded_at: Some(recorded_at),
+                position: Some(self.last_position),
                 ..event
-            }));
+            });
+        }
     }
 
     fn write_idempotency(&mut self, record: IdempotencyRecord) {
@@ -421,19 +427,44 @@ mod tests {
         assert_eq!(loaded.len(), 1);
         let recorded_at = loaded[0].recorded_at.expect("recorded_at is set");
         assert!(recorded_at >= before - chrono::Duration::milliseconds(1));
-        assert_eq!(
-            EventEnvelope {
-                recorded_at: None,
-                ..loaded[0].clone()
-            },
-            event
-        );
+        assert_eq!(loaded[0].position, Some(1));
+        assert_eq!(loaded[0].unstored(), event);
         assert_eq!(store.outbox(), [event]);
         assert_eq!(
             store.find_idempotency("", "k").await.unwrap(),
             Some(record("k", id))
         );
         assert_eq!(store.commits(), 1);
+    }
+
+    #[tokio::test]
+    async fn events_get_global_positions_in_commit_order_over_every_stream() {
+        let store = MemoryEventStore::new();
+        let (a, b) = (new_id(), new_id());
+        let a_second = EventEnvelope {
+            event_id: Uuid::now_v7(),
+            version: 2,
+            ..created(a)
+        };
+        let mut uow = store.begin().await.unwrap();
+        uow.append(a, 0, &[created(a)]).await.unwrap();
+        uow.commit().await.unwrap();
+        let mut uow = store.begin().await.unwrap();
+        uow.append(b, 0, &[created(b)]).await.unwrap();
+        uow.commit().await.unwrap();
+        let mut uow = store.begin().await.unwrap();
+        uow.append(a, 1, &[a_second]).await.unwrap();
+        uow.commit().await.unwrap();
+
+        let positions = |id| {
+            store
+                .events(id)
+                .iter()
+                .map(|e| e.position)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(positions(a), [Some(1), Some(3)]);
+        assert_eq!(positions(b), [Some(2)]);
     }
 
     #[tokio::test]

@@ -45,8 +45,8 @@ pub struct IdempotencyRecord {
 /// The event store: the order streams, the source of truth.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// The events of one order in version order, with `recorded_at` set; empty when
-    /// the order does not exist.
+    /// The events of one order in version order, with `recorded_at` and `position` set;
+    /// empty when the order does not exist.
     ///
     /// # Errors
     /// `Unavailable` when the database cannot be reached; `Corrupt` when a stored event

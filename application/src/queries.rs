@@ -180,7 +180,7 @@ impl OrderQueries {
         Ok(order)
     }
 
-    /// Every event of the order, in version order, with `recorded_at`.
+    /// Every event of the order, in version order, with `recorded_at` and `position`.
     ///
     /// # Errors
     /// As [`OrderQueries::get`].

@@ -522,15 +522,10 @@ async fn with_publish_all_every_committed_event_has_one_outbox_row_in_version_or
     let outbox = store.outbox();
     assert_eq!(outbox.len(), 4);
     for (row, stored) in outbox.iter().zip(&stream) {
-        // An outbox row is the event as appended (its commit time is the stream's).
-        assert_eq!(row.recorded_at, None);
-        assert_eq!(
-            row,
-            &EventEnvelope {
-                recorded_at: None,
-                ..stored.clone()
-            }
-        );
+        // An outbox row is the event as appended (its commit time and position are the
+        // stream's).
+        assert_eq!((row.recorded_at, row.position), (None, None));
+        assert_eq!(row, &stored.unstored());
     }
 }
 
@@ -653,4 +648,56 @@ async fn snapshots_are_stored_every_interval_and_loads_from_them_equal_replays()
         .unwrap();
     assert_eq!(from_snapshot, replayed);
     assert_eq!(replayed.status(), OrderStatus::Shipped);
+}
+
+// ---------------------------------------------------------------------------------
+// History
+// ---------------------------------------------------------------------------------
+
+/// The positions of `events`, each of which must have one.
+fn positions(events: &[EventEnvelope]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| e.position.expect("a stored event has a position"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_history_shows_global_positions_that_grow_in_version_order_and_across_orders() {
+    let (store, commands, a) = placed("alice").await;
+    commands
+        .add_item(&anonymous(), a, line("sku-2", 1, 30_000))
+        .await
+        .unwrap();
+    let b = new_order_id();
+    commands
+        .place(&anonymous(), place_order(b, "bob"))
+        .await
+        .unwrap();
+    commands
+        .add_item(&anonymous(), a, line("sku-3", 1, 10_000))
+        .await
+        .unwrap();
+
+    let queries = OrderQueries::new(Arc::new(store.clone()));
+    let anyone = Actor::unrestricted(None);
+    let a_history = queries.history(&anyone, a).await.unwrap();
+    let b_history = queries.history(&anyone, b).await.unwrap();
+    let (a_positions, b_positions) = (positions(&a_history), positions(&b_history));
+    assert!(
+        a_positions.windows(2).all(|w| w[0] < w[1]),
+        "{a_positions:?}"
+    );
+    // A's creation and first item came before B's creation, its second item after it.
+    assert!(
+        a_positions[1] < b_positions[0],
+        "{a_positions:?} {b_positions:?}"
+    );
+    assert!(
+        a_positions[2] > b_positions[0],
+        "{a_positions:?} {b_positions:?}"
+    );
+    assert_eq!(a_positions, positions(&store.events(a)));
+    // The outbox rows carry none: a position is the store's, never published.
+    assert!(store.outbox().iter().all(|row| row.position.is_none()));
 }

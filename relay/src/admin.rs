@@ -1,22 +1,22 @@
 //! The relay's admin side: the HTTP endpoints (`/metrics`, `/healthz` alive, `/readyz`
-//! its last cycle reached the database and the broker) and the operator subcommands
-//! (`status`, `retry-parked`, `skip-parked`, `replay`).
+//! its last cycle reached the database and the broker) and the `status` subcommand's
+//! answer. The operator subcommands go through the application's administration, as
+//! the service's `/admin` routes do (see `daemon.rs`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use application::admin::AdminError;
+use application::{Actor, Administration};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use order_postgres::events::{in_global_order, ReplayFilter};
 use serde_json::{json, Value};
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::metrics::RelayMetrics;
-use crate::outbox::{self, ParkedSelection};
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` (HTTP/1.1) until the
 /// future is dropped. Each connection is served by a task of its own.
@@ -78,73 +78,33 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     response
 }
 
-/// `outbox-relay status`: backlog per partition, oldest unpublished row, parked rows,
-/// live relays and the partitions each publishes.
+/// `outbox-relay status`: the outbox as `GET /admin/outbox` shows it (backlog per
+/// partition with its owner, the live relays and their partitions), with the oldest
+/// parked rows (`parkedRows`, at most 100) as `GET /admin/outbox/parked` shows them.
 ///
 /// # Errors
 /// When the database fails.
-pub async fn status(pool: &PgPool, member_ttl_ms: i64) -> Result<Value, sqlx::Error> {
-    let (waiting, oldest_age, parked_count) = outbox::backlog(pool).await?;
-    let partitions = outbox::backlog_by_partition(pool).await?;
-    let parked = outbox::parked(pool).await?;
-    let members = outbox::live_members(pool, member_ttl_ms).await?;
-    let count = members.len();
+pub async fn status(administration: &Administration, actor: &Actor) -> Result<Value, AdminError> {
+    let status = administration.outbox_status(actor).await?;
+    let parked = administration.parked(actor, None, None, 100).await?;
     Ok(json!({
-        "backlog": waiting,
-        "oldestUnpublishedAgeSeconds": oldest_age,
-        "parkedCount": parked_count,
-        "partitions": partitions.iter().map(|p| json!({
-            "partition": p.partition, "waiting": p.waiting, "oldestAgeSeconds": p.oldest_age_seconds,
+        "backlog": status.backlog,
+        "parked": status.parked,
+        "oldestAgeSeconds": status.oldest_age_seconds,
+        "partitions": status.partitions.iter().map(|p| json!({
+            "partition": p.partition, "waiting": p.waiting, "parked": p.parked,
+            "oldestAgeSeconds": p.oldest_age_seconds, "owner": p.owner,
         })).collect::<Vec<_>>(),
-        "parked": parked.iter().map(|p| json!({
-            "id": p.id, "eventId": p.event_id, "orderId": p.aggregate_id, "version": p.version,
-            "eventType": p.event_type, "attempts": p.attempts, "lastError": p.last_error,
-            "parkedAt": p.parked_at,
+        "relays": status.relays.iter().map(|r| json!({
+            "relayId": r.relay_id, "host": r.host, "lastSeenAt": r.last_seen_at,
+            "partitions": r.partitions,
         })).collect::<Vec<_>>(),
-        "relays": members.iter().enumerate().map(|(index, m)| json!({
-            "relayId": m.relay_id, "host": m.host, "startedAt": m.started_at, "heartbeatAt": m.heartbeat_at,
-            "partitions": outbox::assigned_partitions(index, count),
+        "parkedRows": parked.items.iter().map(|p| json!({
+            "outboxId": p.outbox_id, "eventId": p.event_id, "orderId": p.order_id,
+            "version": p.version, "eventType": p.event_type, "attempts": p.attempts,
+            "lastError": p.last_error, "parkedAt": p.parked_at,
         })).collect::<Vec<_>>(),
     }))
-}
-
-/// `outbox-relay retry-parked`: how many rows were made due again.
-///
-/// # Errors
-/// When the database fails.
-pub async fn retry_parked(pool: &PgPool, selection: ParkedSelection) -> Result<u64, sqlx::Error> {
-    outbox::retry_parked(pool, selection).await
-}
-
-/// `outbox-relay skip-parked`: how many rows were moved to the dead letters.
-///
-/// # Errors
-/// When the database fails.
-pub async fn skip_parked(pool: &PgPool, selection: ParkedSelection) -> Result<u64, sqlx::Error> {
-    outbox::skip_parked(pool, selection).await
-}
-
-/// `outbox-relay replay`: re-enqueues the matching events (with their own eventId),
-/// in global order, 1,000 per transaction; returns how many.
-///
-/// # Errors
-/// When the database fails or a stored event cannot be decoded.
-pub async fn replay(pool: &PgPool, filter: ReplayFilter) -> Result<u64, sqlx::Error> {
-    let mut after = 0;
-    let mut total = 0;
-    loop {
-        let page = in_global_order(pool, filter, after, 1000).await?;
-        let Some((last, _)) = page.last() else {
-            return Ok(total);
-        };
-        after = *last;
-        let events: Vec<_> = page.into_iter().map(|(_, event)| event).collect();
-        let mut tx = pool.begin().await?;
-        order_postgres::outbox::insert(&mut tx, &events).await?;
-        tx.commit().await?;
-        order_postgres::outbox::notify(pool).await?;
-        total += events.len() as u64;
-    }
 }
 
 #[cfg(test)]

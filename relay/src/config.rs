@@ -119,9 +119,16 @@ pub enum Command {
     Status,
     /// Make parked rows due again (all, one row, or one order's).
     RetryParked(ParkedTarget),
-    /// Give up on parked rows: move them to `outbox_dead_letters`, so their orders'
-    /// later events flow again (consumers will see a gap).
-    SkipParked(ParkedTarget),
+    /// Give up on parked rows: move them, and the rows of their orders held back behind
+    /// them, to `outbox_dead_letters` with a reason, so their orders' next events flow
+    /// again (consumers will see a gap).
+    SkipParked {
+        #[command(flatten)]
+        target: ParkedTarget,
+        /// Why (recorded with the rows and in the administration's actions).
+        #[arg(long, value_parser = parse_reason)]
+        reason: String,
+    },
     /// Re-enqueue events from the event store (they keep their eventId), to refill a
     /// topic or feed a new consumer: all, one order's, or from a position or time.
     Replay(ReplayTarget),
@@ -142,15 +149,35 @@ pub struct ParkedTarget {
     pub order: Option<Uuid>,
 }
 
+impl ParkedTarget {
+    /// The rows as the administration names them.
+    pub fn selection(&self) -> application::admin::ParkedTarget {
+        use application::admin::ParkedTarget as Target;
+        match (self.id, self.order) {
+            (Some(id), _) => Target::Row(id),
+            (None, Some(order)) => Target::Order(domain::OrderId::from_uuid(order)),
+            (None, None) => Target::All,
+        }
+    }
+}
+
+fn parse_reason(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > 200 || text.chars().any(char::is_control) {
+        return Err("a reason is 1 to 200 characters without control characters".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
 /// Which events to replay (filters combine).
 #[derive(Debug, Clone, Args)]
 pub struct ReplayTarget {
     /// Only this order's events.
     #[arg(long)]
     pub order: Option<Uuid>,
-    /// Only events at or after this global position.
+    /// Only events at or after this global position (the history's `position`).
     #[arg(long)]
-    pub from_position: Option<i64>,
+    pub from_position: Option<u64>,
     /// Only events recorded at or after this instant (RFC 3339).
     #[arg(long)]
     pub since: Option<chrono::DateTime<chrono::Utc>>,

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use application::admin::ReplayFilter;
+use application::Administration;
+use domain::OrderId;
 use order_kafka::{KafkaPublisher, ProducerSettings};
-use order_postgres::events::ReplayFilter;
+use order_postgres::PgAdministration;
 use sqlx::PgPool;
 
-use crate::config::{Command, ParkedTarget, RunConfig};
+use crate::config::{Command, RunConfig};
 use crate::metrics::RelayMetrics;
-use crate::outbox::ParkedSelection;
 use crate::{admin, Config, Relay, RelaySettings};
 
 /// Runs what `config` asks: one operator subcommand, or the relay until `shutdown`
@@ -23,56 +25,57 @@ use crate::{admin, Config, Relay, RelaySettings};
 /// fails, or the admin server ended.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
     let pool = order_postgres::connect_lazy(&config.database_url, 4, Duration::from_secs(5))?;
-    let ttl = i64::try_from(config.run.member_ttl().as_millis()).unwrap_or(i64::MAX);
-    match config.command {
-        None => relay(pool, &config.run, shutdown).await,
-        Some(Command::Status) => {
-            let status = admin::status(&pool, ttl)
+    let Some(command) = config.command else {
+        return relay(pool, &config.run, shutdown).await;
+    };
+    let administration = Administration::new(Arc::new(
+        PgAdministration::new(pool.clone()).with_member_ttl(config.run.member_ttl()),
+    ));
+    let actor = order_runtime::jobs::cli_actor();
+    match command {
+        Command::Status => {
+            let status = admin::status(&administration, &actor)
                 .await
                 .context("reading the outbox status")?;
             print(&serde_json::to_string_pretty(&status)?);
-            Ok(())
         }
-        Some(Command::RetryParked(target)) => {
-            let done = admin::retry_parked(&pool, selection(&target))
+        Command::RetryParked(target) => {
+            let done = administration
+                .retry(&actor, target.selection())
                 .await
                 .context("retrying parked rows")?;
             print(&format!("{done} parked rows are due again"));
-            Ok(())
         }
-        Some(Command::SkipParked(target)) => {
-            let done = admin::skip_parked(&pool, selection(&target))
+        Command::SkipParked { target, reason } => {
+            let done = administration
+                .skip(&actor, target.selection(), &reason)
                 .await
                 .context("skipping parked rows")?;
-            print(&format!("{done} parked rows moved to outbox_dead_letters"));
-            Ok(())
+            print(&format!(
+                "{done} rows (parked, and held back behind them) moved to outbox_dead_letters"
+            ));
         }
-        Some(Command::Replay(target)) => {
+        Command::Replay(target) => {
             let filter = ReplayFilter {
-                order: target.order,
+                order: target.order.map(OrderId::from_uuid),
                 from_position: target.from_position,
                 since: target.since,
             };
-            let done = admin::replay(&pool, filter)
+            let job = administration
+                .start_replay(&actor, filter)
                 .await
-                .context("replaying events into the outbox")?;
-            print(&format!("{done} events re-enqueued"));
-            Ok(())
+                .context("starting the replay")?;
+            let done = order_runtime::jobs::run_in_foreground(job, "replay").await?;
+            print(&format!("{} events re-enqueued", done.processed));
         }
     }
+    pool.close().await;
+    Ok(())
 }
 
 #[allow(clippy::print_stdout)]
 fn print(text: &str) {
     println!("{text}");
-}
-
-fn selection(target: &ParkedTarget) -> ParkedSelection {
-    match (target.id, target.order) {
-        (Some(id), _) => ParkedSelection::Row(id),
-        (None, Some(order)) => ParkedSelection::Order(order),
-        (None, None) => ParkedSelection::All,
-    }
 }
 
 async fn relay(

@@ -13,7 +13,7 @@ pub use order_postgres::outbox::{
 };
 pub use order_postgres::outbox_dead_letters::skip_parked;
 pub use order_postgres::relay_members::{
-    heartbeat, leave, live_members, Member, MemberSession, MEMBER_LOCK_CLASS,
+    assigned_partitions, heartbeat, leave, live_members, Member, MemberSession, MEMBER_LOCK_CLASS,
 };
 
 /// One outbox row due for publishing, as the producer sends it.
@@ -59,36 +59,4 @@ pub async fn due(
 ) -> Result<Vec<OutboxRow>, sqlx::Error> {
     let rows = order_postgres::outbox::due(conn, partitions, limit).await?;
     Ok(rows.into_iter().map(OutboxRow::from).collect())
-}
-
-/// The partitions member `index` of `count` live members publishes: every
-/// `count`-th partition from `index`. All relays compute the same split.
-pub fn assigned_partitions(index: usize, count: usize) -> Vec<i32> {
-    let count = count.max(1);
-    (0..PARTITIONS)
-        .filter(|p| *p as usize % count == index % count)
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_partitions_are_split_without_overlap_or_gap() {
-        for count in 1..=7 {
-            let mut all: Vec<i32> = (0..count)
-                .flat_map(|i| assigned_partitions(i, count))
-                .collect();
-            all.sort_unstable();
-            assert_eq!(all, (0..PARTITIONS).collect::<Vec<_>>());
-            let sizes: Vec<usize> = (0..count)
-                .map(|i| assigned_partitions(i, count).len())
-                .collect();
-            assert!(
-                sizes.iter().max().unwrap_or(&0) - sizes.iter().min().unwrap_or(&0) <= 1,
-                "{sizes:?}"
-            );
-        }
-    }
 }

@@ -3,7 +3,7 @@
 //! turns a [`Problem`] into a status and problem+json, gRPC into a code with details;
 //! both decide from the same kind, so they refuse alike.
 
-use application::{CommandError, QueryError};
+use application::{AdminError, CommandError, QueryError, StoreError};
 use domain::OrderError;
 
 use crate::auth::AuthError;
@@ -214,6 +214,24 @@ impl From<QueryError> for Problem {
             }
             QueryError::Internal(cause) => {
                 tracing::error!(error = %error_chain(&cause), "query failed");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<AdminError> for Problem {
+    fn from(error: AdminError) -> Self {
+        match error {
+            AdminError::Forbidden(why) => Self::forbidden(why.0),
+            AdminError::NotFound(what) => Self::not_found(what),
+            e @ AdminError::JobRunning(_) => Self::new(ProblemKind::InvalidState, e.to_string()),
+            AdminError::Store(StoreError::Unavailable(cause)) => {
+                tracing::warn!(error = %error_chain(&*cause), "database unavailable");
+                Self::unavailable()
+            }
+            AdminError::Store(cause) => {
+                tracing::error!(error = %error_chain(&cause), "administration failed");
                 Self::internal()
             }
         }

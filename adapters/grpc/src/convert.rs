@@ -119,6 +119,7 @@ pub(crate) fn event(envelope: &EventEnvelope) -> proto::Event {
         schema_version: envelope.schema_version(),
         occurred_at: format_time(envelope.occurred_at),
         recorded_at: envelope.recorded_at.map(format_time).unwrap_or_default(),
+        position: envelope.position.unwrap_or_default(),
         payload_json: envelope.payload().to_string(),
         metadata: Some(proto::EventMetadata {
             user_id: envelope.metadata.user_id.clone(),

@@ -21,9 +21,22 @@ pub(super) async fn authenticate(
     let actor = auth.authenticate_headers(request.headers()).await;
     match actor {
         Ok(actor) => {
+            // The administration's role, right after authentication: a non-admin gets
+            // 403 whatever the path or body (the use cases check it again).
+            if is_admin_path(request.uri().path()) {
+                if let Err(forbidden) = actor.check_administer() {
+                    return super::ApiError::new(order_api::ProblemKind::Forbidden, forbidden.0)
+                        .into_response();
+                }
+            }
             request.extensions_mut().insert(actor);
             next.run(request).await
         }
         Err(error) => super::ApiError::from(error).into_response(),
     }
+}
+
+/// `/admin` and everything under it.
+fn is_admin_path(path: &str) -> bool {
+    path == "/admin" || path.starts_with("/admin/")
 }

@@ -325,24 +325,32 @@ pub(super) struct ListParams {
     cursor: Option<String>,
 }
 
+/// The `limit` query parameter of a page: 1 to 100, 20 when absent.
+///
+/// # Errors
+/// 400 when it is not an integer in range.
+pub(super) fn limit_param(limit: Option<&str>) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(order_api::paging::DEFAULT_PAGE),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .and_then(|n| order_api::paging::page_limit(Some(n)))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "limit {text:?} is not an integer from 1 to {MAX_PAGE}"
+                ))
+            }),
+    }
+}
+
 impl ListParams {
     /// The read model's filter these parameters ask for.
     ///
     /// # Errors
     /// 400 naming the first malformed parameter.
     fn into_filter(self) -> Result<SummaryFilter, ApiError> {
-        let limit = match self.limit.as_deref() {
-            None => order_api::paging::DEFAULT_PAGE,
-            Some(text) => text
-                .parse::<u32>()
-                .ok()
-                .and_then(|n| order_api::paging::page_limit(Some(n)))
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "limit {text:?} is not an integer from 1 to {MAX_PAGE}"
-                    ))
-                })?,
-        };
+        let limit = limit_param(self.limit.as_deref())?;
         let status = self
             .status
             .as_deref()
@@ -423,10 +431,7 @@ pub(super) async fn get_history(
 ) -> Answer {
     let id = order_id(path)?;
     let events = state.queries.history(&actor, id).await?;
-    let events: Vec<serde_json::Value> = events
-        .iter()
-        .map(|e| e.to_wire_with_recorded_at())
-        .collect();
+    let events: Vec<serde_json::Value> = events.iter().map(|e| e.to_history_wire()).collect();
     Ok(Json(serde_json::json!({ "orderId": id, "events": events })).into_response())
 }
 

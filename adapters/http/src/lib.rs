@@ -5,6 +5,7 @@
 //! # Layout
 //! - `auth`: the authentication middleware (bearer JWT, or the trusted user header).
 //! - `handlers`: one function per route; each parses, calls one use case, answers.
+//! - `admin`: the administration routes (`/admin/...`) and their bodies.
 //! - `extract`: JSON bodies and command headers.
 //! - `dto`: request bodies (converted with `try_into_domain`) and response bodies.
 //! - `problem`: [`ApiError`], the problem+json answer of every error, and the status of
@@ -14,6 +15,7 @@
 //! - `openapi`: the route table and the OpenAPI 3.1 document served at `/openapi.json`.
 //! - `console`: the operator console page, `GET /console` (`console/console.html`).
 
+mod admin;
 mod auth;
 mod console;
 mod dto;
@@ -26,7 +28,7 @@ mod trace;
 
 use std::sync::Arc;
 
-use application::{OrderCommands, OrderQueries, Readiness, SummaryQueries};
+use application::{Administration, OrderCommands, OrderQueries, Readiness, SummaryQueries};
 use axum::{Extension, Router};
 use order_api::{Authenticator, Guard, RequestLimits};
 
@@ -41,6 +43,8 @@ pub struct AppState {
     pub queries: OrderQueries,
     /// The read model (`GET /orders`).
     pub summaries: SummaryQueries,
+    /// The administration routes (`/admin/...`).
+    pub administration: Administration,
     /// Whether the database answers (`/readyz`).
     pub readiness: Arc<dyn Readiness>,
     pub metrics: Arc<HttpMetrics>,

@@ -161,6 +161,12 @@ impl From<QueryError> for ApiError {
     }
 }
 
+impl From<application::AdminError> for ApiError {
+    fn from(error: application::AdminError) -> Self {
+        Self(error.into())
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         Self(error.into())

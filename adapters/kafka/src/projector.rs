@@ -257,5 +257,6 @@ fn decode(message: &BorrowedMessage<'_>) -> anyhow::Result<EventEnvelope> {
         },
         traceparent: decoded.traceparent,
         recorded_at: None,
+        position: None,
     })
 }

@@ -13,7 +13,7 @@ use application::envelope::decode_event;
 use application::{EventEnvelope, EventMetadata, StoreError};
 use chrono::{DateTime, Utc};
 use domain::{OrderEvent, OrderId};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::convert::{from_column, to_column};
@@ -52,6 +52,7 @@ impl TryFrom<EventRow> for EventEnvelope {
             metadata,
             traceparent: row.traceparent,
             recorded_at: Some(row.recorded_at),
+            position: Some(at.global_position(row.global_position)?),
         })
     }
 }
@@ -89,6 +90,7 @@ impl TryFrom<FoldRow> for EventEnvelope {
             },
             traceparent: None,
             recorded_at: Some(row.recorded_at),
+            position: Some(at.global_position(row.global_position)?),
         })
     }
 }
@@ -114,6 +116,11 @@ impl Position {
 
     fn version(self) -> Result<u64, StoreError> {
         from_column("events.version", self.version).map_err(|e| self.corrupt(e))
+    }
+
+    /// The event's `global_position`, as the envelope's `position`.
+    fn global_position(self, global_position: i64) -> Result<u64, StoreError> {
+        from_column("events.global_position", global_position).map_err(|e| self.corrupt(e))
     }
 
     /// The payload, upcast to the current shape of its type.
@@ -159,6 +166,28 @@ pub struct ReplayFilter {
     pub order: Option<Uuid>,
     pub from_position: Option<i64>,
     pub since: Option<DateTime<Utc>>,
+}
+
+/// How many events `filter` matches now (a replay's total).
+///
+/// # Errors
+/// When the database fails.
+pub async fn count_matching<'c>(
+    executor: impl PgExecutor<'c>,
+    filter: ReplayFilter,
+) -> Result<u64, sqlx::Error> {
+    let count = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM events
+           WHERE ($1::uuid IS NULL OR stream_id = $1)
+             AND ($2::bigint IS NULL OR global_position >= $2)
+             AND ($3::timestamptz IS NULL OR recorded_at >= $3)"#,
+        filter.order,
+        filter.from_position,
+        filter.since,
+    )
+    .fetch_one(executor)
+    .await?;
+    Ok(from_column("count(events)", count)?)
 }
 
 /// Up to `limit` events after global position `after`, matching `filter`, in global

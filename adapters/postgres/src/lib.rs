@@ -18,7 +18,13 @@
 //!   [`purge_idempotency_keys`].
 //! - [`outbox`]: `outbox` — writing rows and waking the relays, the relay's cycle,
 //!   parked rows for operators.
-//! - [`outbox_dead_letters`]: `outbox_dead_letters` — skipping parked rows.
+//! - [`outbox_dead_letters`]: `outbox_dead_letters` — skipping parked rows (and the
+//!   rows held back behind them).
+//! - `admin_actions.rs`: `admin_actions` — the record of administrative actions.
+//! - `admin_jobs.rs`: `admin_jobs` — replays and rebuilds, their progress, their
+//!   runners' locks.
+//! - [`PgAdministration`] (`admin.rs`): the application's `AdminStore` port on the
+//!   modules above (no SQL of its own).
 //! - [`relay_members`]: `relay_members` — the live relays, heartbeats and member locks.
 //! - [`order_summaries`]: `order_summaries` — [`PgReadModel`] and its [`rebuild`].
 //! - `unit_of_work.rs`: a command's writes (`events`, `outbox`, `idempotency_keys`,
@@ -28,6 +34,9 @@
 //! - `convert.rs`: integer conversions between columns and ports, failing on misfits.
 //! - this file: the pool, the migrations, [`ping`], and the mapping of database errors.
 
+mod admin;
+mod admin_actions;
+mod admin_jobs;
 mod convert;
 mod event_store;
 pub mod events;
@@ -46,9 +55,10 @@ use application::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+pub use admin::{PgAdministration, DEFAULT_MEMBER_TTL};
 pub use event_store::PgEventStore;
 pub use idempotency_keys::purge_idempotency_keys;
-pub use order_summaries::{rebuild, PgReadModel, RebuildReport};
+pub use order_summaries::{rebuild, rebuild_reporting, PgReadModel, RebuildReport};
 
 /// The migrations of `migrations/`, embedded in the binaries.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

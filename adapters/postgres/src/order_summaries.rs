@@ -318,10 +318,12 @@ async fn fold_events(
     summaries: &mut HashMap<Uuid, Option<OrderSummary>>,
     mut after: i64,
     new_after: i64,
+    progress: &mut (dyn FnMut(u64) + Send),
 ) -> anyhow::Result<(i64, u64)> {
     use anyhow::Context;
     let mut count = 0;
     loop {
+        progress(count);
         let page = crate::events::for_fold(&mut *conn, after, REBUILD_CHUNK)
             .await
             .context("reading the event store")?;
@@ -366,13 +368,31 @@ fn index_statements(table: &str) -> Vec<String> {
 /// # Errors
 /// When the database fails or a stored event cannot be decoded; the live table is
 /// then untouched.
-#[tracing::instrument(skip_all, err)]
 pub async fn rebuild(pool: &PgPool) -> anyhow::Result<RebuildReport> {
+    rebuild_reporting(pool, &mut |_, _| {}).await
+}
+
+/// [`rebuild`], telling `progress` how many events it has folded of how many (the
+/// event store's count when it started; more arrive while it runs).
+///
+/// # Errors
+/// As [`rebuild`].
+#[tracing::instrument(skip_all, err)]
+pub async fn rebuild_reporting(
+    pool: &PgPool,
+    progress: &mut (dyn FnMut(u64, u64) + Send),
+) -> anyhow::Result<RebuildReport> {
     use anyhow::Context;
     let started = Instant::now();
     let mut conn = pool.acquire().await.context("connecting to PostgreSQL")?;
+    let total = crate::events::count_matching(&mut *conn, crate::events::ReplayFilter::default())
+        .await
+        .context("counting the events")?;
     let mut summaries = HashMap::new();
-    let (read_to, mut events) = fold_events(&mut conn, &mut summaries, 0, 0).await?;
+    let (read_to, mut events) = fold_events(&mut conn, &mut summaries, 0, 0, &mut |folded| {
+        progress(folded, total.max(folded));
+    })
+    .await?;
     tracing::info!(
         events,
         orders = summaries.len(),
@@ -443,7 +463,7 @@ async fn catch_up(
         .filter_map(|(id, s)| s.as_ref().map(|s| (*id, s.version)))
         .collect();
     let window = (read_to - LATE_COMMIT_WINDOW).max(0);
-    let (_, late) = fold_events(&mut *tx, summaries, window, read_to).await?;
+    let (_, late) = fold_events(&mut *tx, summaries, window, read_to, &mut |_| {}).await?;
     let caught_up: Vec<OrderSummary> = summaries
         .iter()
         .filter_map(|(id, s)| s.as_ref().filter(|s| before.get(id) != Some(&s.version)))

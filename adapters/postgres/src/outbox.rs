@@ -312,23 +312,32 @@ pub async fn backlog(pool: &PgPool) -> Result<(i64, f64, i64), sqlx::Error> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionBacklog {
     pub partition: i32,
+    /// Rows not yet published, parked ones included.
     pub waiting: i64,
+    pub parked: i64,
+    /// Age of the oldest row not yet published; 0 when there is none.
     pub oldest_age_seconds: f64,
 }
 
-/// Rows waiting per partition (partitions with none are left out).
+/// The backlog of every partition, `0..PARTITIONS` in order (empty ones included).
 ///
 /// # Errors
 /// When the database fails.
-pub async fn backlog_by_partition(pool: &PgPool) -> Result<Vec<PartitionBacklog>, sqlx::Error> {
+pub async fn backlog_by_partition<'c>(
+    executor: impl PgExecutor<'c>,
+) -> Result<Vec<PartitionBacklog>, sqlx::Error> {
     sqlx::query_as!(
         PartitionBacklog,
-        r#"SELECT partition AS "partition!", count(*) AS "waiting!",
-                  EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8
+        r#"SELECT p AS "partition!", count(o.id) AS "waiting!",
+                  count(o.id) FILTER (WHERE o.parked_at IS NOT NULL) AS "parked!",
+                  COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(o.created_at)), 0)::float8
                       AS "oldest_age_seconds!"
-           FROM outbox GROUP BY partition ORDER BY partition"#,
+           FROM generate_series(0, $1::integer - 1) AS p
+           LEFT JOIN outbox o ON o.partition = p
+           GROUP BY p ORDER BY p"#,
+        PARTITIONS,
     )
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await
 }
 
@@ -345,18 +354,29 @@ pub struct ParkedRow {
     pub parked_at: DateTime<Utc>,
 }
 
-/// Every parked row, oldest first.
+/// Up to `limit` parked rows after outbox id `after` (of order `order` only, when
+/// given), oldest (lowest id) first.
 ///
 /// # Errors
 /// When the database fails.
-pub async fn parked(pool: &PgPool) -> Result<Vec<ParkedRow>, sqlx::Error> {
+pub async fn parked<'c>(
+    executor: impl PgExecutor<'c>,
+    order: Option<Uuid>,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<ParkedRow>, sqlx::Error> {
     sqlx::query_as!(
         ParkedRow,
         r#"SELECT id, event_id, aggregate_id, version, event_type, attempts, last_error,
                   parked_at AS "parked_at!"
-           FROM outbox WHERE parked_at IS NOT NULL ORDER BY id"#,
+           FROM outbox
+           WHERE parked_at IS NOT NULL AND id > $1 AND ($2::uuid IS NULL OR aggregate_id = $2)
+           ORDER BY id LIMIT $3"#,
+        after.unwrap_or(0),
+        order,
+        limit,
     )
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await
 }
 
@@ -379,11 +399,15 @@ impl ParkedSelection {
     }
 }
 
-/// Makes parked rows due again, with a fresh count of attempts.
+/// Makes parked rows due again, with a fresh count of attempts. Wake the relays
+/// ([`notify`]) once the transaction committed.
 ///
 /// # Errors
 /// When the database fails.
-pub async fn retry_parked(pool: &PgPool, selection: ParkedSelection) -> Result<u64, sqlx::Error> {
+pub async fn retry_parked(
+    conn: &mut PgConnection,
+    selection: ParkedSelection,
+) -> Result<u64, sqlx::Error> {
     let (id, order) = selection.bind();
     let done = sqlx::query!(
         "UPDATE outbox SET parked_at = NULL, attempts = 0, next_attempt_at = NULL, last_error = NULL \
@@ -391,10 +415,7 @@ pub async fn retry_parked(pool: &PgPool, selection: ParkedSelection) -> Result<u
         id,
         order,
     )
-    .execute(pool)
+    .execute(conn)
     .await?;
-    if done.rows_affected() > 0 {
-        notify(pool).await?;
-    }
     Ok(done.rows_affected())
 }

@@ -139,3 +139,37 @@ pub async fn leave(pool: &PgPool, relay_id: Uuid) -> Result<(), sqlx::Error> {
         .await?;
     Ok(())
 }
+
+/// The partitions member `index` of `count` live members publishes: every
+/// `count`-th partition from `index`. All relays compute the same split (and the
+/// administration shows it).
+pub fn assigned_partitions(index: usize, count: usize) -> Vec<i32> {
+    let count = count.max(1);
+    (0..crate::outbox::PARTITIONS)
+        .filter(|p| *p as usize % count == index % count)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::PARTITIONS;
+
+    #[test]
+    fn the_partitions_are_split_without_overlap_or_gap() {
+        for count in 1..=7 {
+            let mut all: Vec<i32> = (0..count)
+                .flat_map(|i| assigned_partitions(i, count))
+                .collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..PARTITIONS).collect::<Vec<_>>());
+            let sizes: Vec<usize> = (0..count)
+                .map(|i| assigned_partitions(i, count).len())
+                .collect();
+            assert!(
+                sizes.iter().max().unwrap_or(&0) - sizes.iter().min().unwrap_or(&0) <= 1,
+                "{sizes:?}"
+            );
+        }
+    }
+}

@@ -230,6 +230,15 @@ async fn events_keep_an_increasing_global_position_and_their_recording_time(pool
         .await
         .unwrap();
     assert!(history.iter().all(|e| e.recorded_at.is_some()));
+    // The history's positions are the rows' `global_position`: the first order's
+    // creation, then (after the second's creation) its address change.
+    let stored: Vec<Option<u64>> = rows
+        .iter()
+        .filter(|r| r.0 == first.as_uuid())
+        .map(|r| u64::try_from(r.1).ok())
+        .collect();
+    let shown: Vec<Option<u64>> = history.iter().map(|e| e.position).collect();
+    assert_eq!(shown, stored);
 }
 
 // ---------------------------------------------------------------------------------
@@ -303,7 +312,7 @@ async fn an_upcast_event_is_shown_and_published_in_the_current_schema_only(pool:
             .history(&Actor::unrestricted(None), id)
             .await
             .unwrap();
-        let wire = history[1].to_wire_with_recorded_at();
+        let wire = history[1].to_history_wire();
         assert_eq!(wire["schemaVersion"], 2);
         assert_eq!(wire["payload"], current);
     }

@@ -8,8 +8,10 @@
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 //! - [`telemetry`]: the trace export (bounded, counted) and the W3C `traceparent` glue
 //!   the adapters use to continue and hand on traces.
+//! - [`jobs`]: the subcommands' actor and their jobs in the foreground, with progress.
 //! - [`shutdown_signal`], [`parse_addr`].
 
+pub mod jobs;
 pub mod telemetry;
 
 use std::future::Future;

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use application::{
-    OrderCommands, OrderQueries, Projector, PublishAll, Readiness, SummaryQueries, SystemClock,
+    Administration, OrderCommands, OrderQueries, Projector, PublishAll, Readiness, SummaryQueries,
+    SystemClock,
 };
 use axum::Router;
 use domain::OrderFactory;
@@ -22,7 +23,7 @@ use order_api::Authenticator;
 use order_grpc::{GrpcApi, GrpcState};
 use order_http::{router, AppState, HttpMetrics};
 use order_kafka::projector::ProjectorSettings;
-use order_postgres::{PgEventStore, PgReadModel, PgReadiness};
+use order_postgres::{PgAdministration, PgEventStore, PgReadModel, PgReadiness};
 
 use crate::settings::ServiceSettings;
 
@@ -93,6 +94,7 @@ impl App {
     /// # Errors
     /// When a server failed (each failure is also logged as it happens).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        report_abandoned_jobs(&self.pool).await;
         let (stop, stopped) = watch::channel(false);
         let purge = tokio::spawn(purge_idempotency_keys_forever(
             self.pool.clone(),
@@ -149,6 +151,22 @@ impl App {
     }
 }
 
+/// Marks `failed` the jobs (replays, rebuilds) whose process stopped while they ran,
+/// and says so: a job does not survive a restart.
+async fn report_abandoned_jobs(pool: &PgPool) {
+    match PgAdministration::new(pool.clone())
+        .fail_abandoned_jobs()
+        .await
+    {
+        Ok(jobs) if jobs.is_empty() => {}
+        Ok(jobs) => tracing::warn!(
+            jobs = ?jobs,
+            "jobs that were running when their process stopped are marked failed; start them again if needed"
+        ),
+        Err(error) => tracing::debug!(%error, "cannot look for interrupted jobs yet"),
+    }
+}
+
 /// Resolves once `stopped` turns true.
 async fn until(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
@@ -169,6 +187,7 @@ struct UseCases {
     commands: OrderCommands,
     queries: OrderQueries,
     summaries: SummaryQueries,
+    administration: Administration,
     readiness: Arc<dyn Readiness>,
 }
 
@@ -187,6 +206,7 @@ impl UseCases {
             commands,
             queries: OrderQueries::new(store.clone()).with_snapshots(store),
             summaries: SummaryQueries::new(Arc::new(PgReadModel::new(pool.clone()))),
+            administration: Administration::new(Arc::new(PgAdministration::new(pool.clone()))),
             readiness: readiness(pool, settings),
         }
     }
@@ -197,6 +217,7 @@ fn http_router(use_cases: UseCases, settings: &ServiceSettings) -> anyhow::Resul
         commands: use_cases.commands,
         queries: use_cases.queries,
         summaries: use_cases.summaries,
+        administration: use_cases.administration,
         readiness: use_cases.readiness,
         metrics: Arc::new(HttpMetrics::new()?),
         auth: settings.auth.clone(),

@@ -233,7 +233,9 @@ impl TokenArgs {
 #[derive(Debug, Clone, Copy, Subcommand)]
 pub enum ProjectionsCommand {
     /// Rebuild the order-summary read model from the event store, into a fresh table
-    /// swapped in at the end (reads keep working meanwhile), and exit.
+    /// swapped in at the end (reads keep working meanwhile), and exit. Recorded as a
+    /// job and an action, as `POST /admin/projections/rebuild` is; refused while
+    /// another rebuild runs.
     Rebuild,
 }
 
@@ -360,12 +362,17 @@ async fn run_command(cli: &Cli, command: &Command, pool: &sqlx::PgPool) -> anyho
         Command::Projections {
             command: ProjectionsCommand::Rebuild,
         } => {
-            let report = order_postgres::rebuild(pool).await?;
+            let administration = application::Administration::new(std::sync::Arc::new(
+                order_postgres::PgAdministration::new(pool.clone()),
+            ));
+            let job = administration
+                .start_rebuild(&order_runtime::jobs::cli_actor())
+                .await
+                .context("starting the rebuild")?;
+            let done = order_runtime::jobs::run_in_foreground(job, "rebuild").await?;
             tracing::info!(
-                events = report.events,
-                orders = report.orders,
-                seconds = report.elapsed.as_secs_f64(),
-                events_per_second = report.events_per_second().round(),
+                events = done.processed,
+                job_id = %done.job_id,
                 "read model rebuilt and swapped in"
             );
         }

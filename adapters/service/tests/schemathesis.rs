@@ -3,7 +3,8 @@
 //! forbids), follows the document's links from `POST /orders` to the operations on the
 //! order it made, and checks every answer against the document. The service is the
 //! library [`App`] the binary runs (HTTP and gRPC on port 0, bearer authentication on,
-//! an operator's token, a throwaway database; no projector, so no broker).
+//! an admin's token, so the administration routes are fuzzed too, a throwaway
+//! database; no projector, so no broker).
 //!
 //! The checks are the five of issue 13: no 5xx, every status and content type
 //! documented, every body valid against its schema, and every request the document
@@ -71,7 +72,7 @@ async fn schemathesis_finds_no_failure_against_the_served_document(pool: PgPool)
             sub: "schemathesis".to_owned(),
             exp: now_seconds() + 3600,
             iat: Some(now_seconds()),
-            roles: vec!["operator".to_owned()],
+            roles: vec!["admin".to_owned()],
             customer_id: None,
         })
         .expect("a token");

@@ -32,7 +32,7 @@ async fn outbox_rows(system: &System) -> i64 {
         .expect("count")
 }
 
-fn spawn_relay(system: &System, extra_env: &[(&str, &str)]) -> RelayProcess {
+pub(super) fn spawn_relay(system: &System, extra_env: &[(&str, &str)]) -> RelayProcess {
     RelayProcess::spawn(
         &system.database_url,
         &e2e::brokers(),
@@ -518,8 +518,8 @@ async fn a_poison_row_is_parked_and_holds_back_only_its_own_order_until_an_opera
         &system,
         &[("RELAY_MAX_ATTEMPTS", "3"), ("RELAY_MAX_BACKOFF_MS", "200")],
     );
-    let parked = wait_for_status(&system, "two parked rows", |s| s["parkedCount"] == 2).await;
-    let parked_orders: Vec<&str> = parked["parked"]
+    let parked = wait_for_status(&system, "two parked rows", |s| s["parked"] == 2).await;
+    let parked_orders: Vec<&str> = parked["parkedRows"]
         .as_array()
         .expect("parked")
         .iter()
@@ -529,10 +529,10 @@ async fn a_poison_row_is_parked_and_holds_back_only_its_own_order_until_an_opera
         parked_orders.contains(&poisoned.to_string().as_str())
             && parked_orders.contains(&broken.to_string().as_str())
     );
-    assert!(parked["parked"][0]["lastError"]
+    assert!(parked["parkedRows"][0]["lastError"]
         .as_str()
         .is_some_and(|e| !e.is_empty()));
-    assert_eq!(parked["parked"][0]["attempts"], 3);
+    assert_eq!(parked["parkedRows"][0]["attempts"], 3);
     // Only the healthy order flowed; each parked order's second event is held back.
     wait_until_rows(&system, 4).await;
     assert!(
@@ -540,10 +540,17 @@ async fn a_poison_row_is_parked_and_holds_back_only_its_own_order_until_an_opera
         "the failure is logged with its event id"
     );
 
-    // The operator skips the poison row: the order's later event flows (a gap, by choice).
+    // The operator gives up on the poison row: it and the event held back behind it go
+    // to the dead letters with the reason (a gap, by choice), and the order flows again.
     relay_cli(
         &system.database_url,
-        &["skip-parked", "--order", &poisoned.to_string()],
+        &[
+            "skip-parked",
+            "--order",
+            &poisoned.to_string(),
+            "--reason",
+            "too large for the broker",
+        ],
     );
     // The broken row is repaired and retried: both its events flow, in order.
     sqlx::query("UPDATE outbox SET message = $2 WHERE aggregate_id = $1 AND version = 1")
@@ -554,30 +561,42 @@ async fn a_poison_row_is_parked_and_holds_back_only_its_own_order_until_an_opera
         .expect("repair");
     relay_cli(&system.database_url, &["retry-parked", "--all"]);
     system.wait_for_empty_outbox(Duration::from_secs(30)).await;
-    let dead_letters: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_dead_letters")
-        .fetch_one(&system.pool)
-        .await
-        .expect("count");
-    assert_eq!(dead_letters, 1);
+    let dead_letters: Vec<(uuid::Uuid, i64, Option<String>)> =
+        sqlx::query_as("SELECT aggregate_id, version, reason FROM outbox_dead_letters ORDER BY id")
+            .fetch_all(&system.pool)
+            .await
+            .expect("dead letters");
+    let reason = Some("too large for the broker".to_owned());
+    assert_eq!(
+        dead_letters,
+        vec![(poisoned, 1, reason.clone()), (poisoned, 2, reason)]
+    );
+    let recorded: Vec<(String, String)> =
+        sqlx::query_as("SELECT action, user_id FROM admin_actions ORDER BY id")
+            .fetch_all(&system.pool)
+            .await
+            .expect("actions");
+    assert_eq!(
+        recorded.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(),
+        ["outbox.skip", "outbox.retry"],
+        "each subcommand is recorded"
+    );
+    assert!(recorded.iter().all(|(_, user)| user.starts_with("cli:")));
 
     let committed: Vec<_> = system
         .committed_events()
         .await
         .into_iter()
-        .filter(|(order, v, _)| !(*order == poisoned && *v == 1))
+        .filter(|(order, _, _)| *order != poisoned)
         .collect();
     let received = system
         .consume(Duration::from_secs(30), all_seen(&committed))
         .await;
-    // The skipped event is the one gap, which the operator chose.
-    let received: Vec<_> = received
-        .into_iter()
-        .filter(|m| m.key != poisoned.to_string())
-        .collect();
-    let committed: Vec<_> = committed
-        .into_iter()
-        .filter(|(order, _, _)| *order != poisoned)
-        .collect();
+    // The skipped events are the one gap, which the operator chose.
+    assert!(
+        received.iter().all(|m| m.key != poisoned.to_string()),
+        "nothing of the skipped order was published"
+    );
     check_delivery(&committed, &received);
     system.stop().await;
 }

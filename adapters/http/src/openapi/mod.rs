@@ -36,9 +36,10 @@ use super::{console, handlers};
 
 pub(super) use params::{CommandHeaders, CorrelationHeader, CreateHeaders, LinePath, OrderPath};
 pub(super) use responses::{
-    Acknowledged, CommandProblems, ConsoleHtml, CreateProblems, Created, Healthy, HistoryFound,
-    ListProblems, MetricsText, OpenProblems, OrderFound, OrderQueryProblems, PageFound,
-    RemoveItemProblems,
+    Acknowledged, ActionsFound, AdminProblems, AdminQueryProblems, AdminReadProblems,
+    CommandProblems, ConsoleHtml, CreateProblems, Created, Healthy, HistoryFound, JobAccepted, JobFound,
+    ListProblems, MetricsText, OpenProblems, OrderFound, OrderQueryProblems, OutboxFound,
+    PageFound, ParkedFound, RebuildProblems, RemoveItemProblems, RetriedFound, SkippedFound,
 };
 pub(super) use rules::{CountryCode, CurrencyCode, OrderIdText, ShortText, Text};
 pub(super) use schemas::{OrderStatus, PaymentMethod};
@@ -70,7 +71,8 @@ pub(super) const BEARER: &str = "bearer";
     tags(
         (name = "commands", description = "Append events to an order's stream; answer an acknowledgment."),
         (name = "queries", description = "Read an order, its history or a page of the read model."),
-        (name = "operations", description = "Health, readiness, metrics, this document, the events' AsyncAPI document and the operator console page; no authentication.")
+        (name = "operations", description = "Health, readiness, metrics, this document, the events' AsyncAPI document and the operator console page; no authentication."),
+        (name = "administration", description = "The outbox, its parked rows, replays and the read model's rebuild, for the `admin` role; every state-changing call is recorded.")
     ),
     components(schemas(
         crate::dto::AckResponse,
@@ -79,6 +81,13 @@ pub(super) const BEARER: &str = "bearer";
         schemas::History,
         schemas::Health,
         schemas::Problem,
+        crate::admin::OutboxResponse,
+        crate::admin::ParkedPageResponse,
+        crate::admin::RetriedResponse,
+        crate::admin::SkippedResponse,
+        crate::admin::JobAcceptedResponse,
+        crate::admin::JobResponse,
+        crate::admin::ActionPageResponse,
     ))
 )]
 struct ApiDoc;
@@ -102,6 +111,15 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics_text))
         .routes(routes!(openapi_json))
         .routes(routes!(asyncapi_json))
+        .routes(routes!(crate::admin::outbox_status))
+        .routes(routes!(crate::admin::parked_rows))
+        .routes(routes!(crate::admin::retry_row))
+        .routes(routes!(crate::admin::retry_order))
+        .routes(routes!(crate::admin::skip_order))
+        .routes(routes!(crate::admin::replay))
+        .routes(routes!(crate::admin::rebuild))
+        .routes(routes!(crate::admin::job))
+        .routes(routes!(crate::admin::actions))
         .routes(routes!(console::console))
 }
 

@@ -271,6 +271,73 @@ impl IntoResponses for ConsoleHtml {
     }
 }
 
+/// Declares a JSON success answer of an administration route.
+macro_rules! admin_success {
+    ($(#[$doc:meta])* $name:ident: $status:literal, $body:ty, $description:literal) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub(crate) struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> Responses {
+                one($status, json($description, schema_ref::<$body>()))
+            }
+        }
+    };
+}
+
+admin_success!(
+    /// `GET /admin/outbox`.
+    OutboxFound: 200, crate::admin::OutboxResponse,
+    "The outbox: totals, every partition with its owner, the live relays."
+);
+admin_success!(
+    /// `GET /admin/outbox/parked`.
+    ParkedFound: 200, crate::admin::ParkedPageResponse,
+    "A page of parked rows, oldest first."
+);
+admin_success!(
+    /// A retry.
+    RetriedFound: 200, crate::admin::RetriedResponse,
+    "The parked rows are due again (recorded as an action)."
+);
+admin_success!(
+    /// A skip.
+    SkippedFound: 200, crate::admin::SkippedResponse,
+    "The rows moved to the dead letters (recorded as an action)."
+);
+admin_success!(
+    /// `GET /admin/jobs/{jobId}`.
+    JobFound: 200, crate::admin::JobResponse,
+    "The job's progress, and how it ended."
+);
+admin_success!(
+    /// `GET /admin/actions`.
+    ActionsFound: 200, crate::admin::ActionPageResponse,
+    "A page of recorded actions, newest first."
+);
+
+/// 202: a replay or a rebuild was started (recorded as an action).
+#[derive(Debug)]
+pub(crate) struct JobAccepted;
+
+impl IntoResponses for JobAccepted {
+    fn responses() -> Responses {
+        let response = json(
+            "The job was started; it runs in the background (follow `Location`).",
+            schema_ref::<crate::admin::JobAcceptedResponse>(),
+        );
+        one(
+            202,
+            header(
+                response,
+                "Location",
+                "`/admin/jobs/{jobId}`: the job's progress.",
+            ),
+        )
+    }
+}
+
 /// A problem answer for `status`, described for the routes that can give it.
 fn problem(status: u16) -> (String, RefOr<Response>) {
     let description = match status {
@@ -279,12 +346,19 @@ fn problem(status: u16) -> (String, RefOr<Response>) {
             "Authentication is on and the bearer token is missing, malformed, wrongly \
              signed or expired."
         }
-        403 => "Authenticated, but the role or the customer may not do this.",
-        404 => "No such order (for `DELETE .../items/{productId}`: no such line).",
+        403 => {
+            "Authenticated, but the role or the customer may not do this (the \
+             administration routes: only the `admin` role)."
+        }
+        404 => {
+            "No such order (for `DELETE .../items/{productId}`: no such line; on the \
+             administration routes: no such parked row, order or job)."
+        }
         409 => {
             "The order's state does not allow the command (`invalid-state`), a concurrent \
              change won and retries did not resolve it (`concurrency-conflict`), or \
-             `POST /orders` with an `orderId` that exists (`already-exists`)."
+             `POST /orders` with an `orderId` that exists (`already-exists`); \
+             `POST /admin/projections/rebuild` while a rebuild runs (`invalid-state`)."
         }
         412 => "`If-Match` did not match the order's version; nothing was written.",
         413 => "The body is larger than the limit (64 KiB by default).",
@@ -359,4 +433,20 @@ problem_set!(
     /// The open routes: a malformed `X-Correlation-Id` (400), overload or, for
     /// `/readyz`, an unreachable database (503).
     OpenProblems: 400, 503
+);
+problem_set!(
+    /// An administration route with a JSON body.
+    AdminProblems: 400, 401, 403, 404, 413, 415, 422, 500, 503
+);
+problem_set!(
+    /// An administration route without a body on a row, an order or a job.
+    AdminQueryProblems: 400, 401, 403, 404, 500, 503
+);
+problem_set!(
+    /// An administration route that reads a list.
+    AdminReadProblems: 400, 401, 403, 500, 503
+);
+problem_set!(
+    /// `POST /admin/projections/rebuild`.
+    RebuildProblems: 400, 401, 403, 409, 500, 503
 );

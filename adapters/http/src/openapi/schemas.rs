@@ -93,8 +93,8 @@ pub(crate) struct EventMetadata {
     causation_id: String,
 }
 
-/// One event as stored and published (API.md, "Events on Kafka"), with `recordedAt`:
-/// the envelope's fields, and the payload whose shape `eventType` names.
+/// One event as stored and published (API.md, "Events on Kafka"), with `recordedAt` and
+/// `position`: the envelope's fields, and the payload whose shape `eventType` names.
 ///
 /// Its schema is written out below rather than derived, because the pairing of
 /// `eventType` with its payload is a `oneOf` that a derive cannot express.
@@ -153,6 +153,13 @@ impl PartialSchema for EventEnvelope {
                     .description(Some("When the event store committed it")),
             )
             .property(
+                "position",
+                integer(1).description(Some(
+                    "Its global position in the event store: greater for every event stored \
+                     later, over all orders (the admin replay's `fromPosition`)",
+                )),
+            )
+            .property(
                 "payload",
                 ObjectBuilder::new()
                     .schema_type(Type::Object)
@@ -170,6 +177,7 @@ impl PartialSchema for EventEnvelope {
             "schemaVersion",
             "occurredAt",
             "recordedAt",
+            "position",
             "payload",
             "metadata",
         ]
@@ -189,7 +197,8 @@ impl PartialSchema for EventEnvelope {
             .item(envelope)
             .item(by_type)
             .description(Some(
-                "An event of the order's stream, as published on Kafka, with `recordedAt`",
+                "An event of the order's stream, as published on Kafka, with `recordedAt` and \
+                 `position`",
             ))
             .into()
     }

@@ -198,6 +198,7 @@ async fn each_committed_event_has_one_outbox_row_holding_its_envelope_in_version
             assert_eq!(message["metadata"], event.get::<Value, _>("metadata"));
             assert_eq!(message["metadata"]["userId"], json!("user-456"));
             assert!(message.get("recordedAt").is_none());
+            assert!(message.get("position").is_none());
             // The whole message is the envelope's wire form.
             assert_eq!(message, envelope.to_wire());
         }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::support::{
     add_item, address, cancel, change_address, get, list, new_address, order, pay, remove_item,
-    send, ship, some, violations, Answer, Call, Rpc, Server, TOTAL,
+    send, ship, some, stored_positions, violations, Answer, Call, Rpc, Server, TOTAL,
 };
 
 #[sqlx::test(migrator = "order_postgres::MIGRATOR")]
@@ -156,6 +156,44 @@ async fn the_queries_answer_the_order_its_history_as_of_an_instant_and_the_list(
     malformed.status = 0;
     malformed.cursor = some("zz");
     server.assert_invalid(Rpc::List(malformed), "cursor").await;
+}
+
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
+async fn the_history_shows_each_events_global_position_growing_across_orders(pool: PgPool) {
+    let server = Server::start(pool.clone()).await;
+    let a = server.place().await;
+    server.ack(add_item(&a, "sku-3", 1, 1)).await;
+    let b = server.place().await;
+    server.ack(add_item(&a, "sku-4", 1, 1)).await;
+
+    let positions = |history: Vec<proto::Event>| -> Vec<i64> {
+        history
+            .iter()
+            .map(|e| i64::try_from(e.position).expect("a BIGINT position"))
+            .collect()
+    };
+    let a_positions = positions(server.history(&a).await);
+    let b_positions = positions(server.history(&b).await);
+    assert_eq!((a_positions.len(), b_positions.len()), (3, 1));
+    assert!(
+        a_positions[0] >= 1,
+        "set (0 is proto3's unset): {a_positions:?}"
+    );
+    assert!(
+        a_positions.windows(2).all(|w| w[0] < w[1]),
+        "strictly increasing in version order: {a_positions:?}"
+    );
+    // A's creation and first item were stored before B's creation, its second item after.
+    assert!(
+        a_positions[1] < b_positions[0],
+        "{a_positions:?} {b_positions:?}"
+    );
+    assert!(
+        a_positions[2] > b_positions[0],
+        "{a_positions:?} {b_positions:?}"
+    );
+    assert_eq!(a_positions, stored_positions(&pool, &a).await);
+    assert_eq!(b_positions, stored_positions(&pool, &b).await);
 }
 
 #[sqlx::test(migrator = "order_postgres::MIGRATOR")]

@@ -167,6 +167,16 @@ pub(crate) async fn counts(pool: &PgPool) -> (i64, i64, i64) {
     .expect("the tables can be counted")
 }
 
+/// The `global_position` of every stored event of order `id`, in version order.
+pub(crate) async fn stored_positions(pool: &PgPool, id: &str) -> Vec<i64> {
+    let id = Uuid::parse_str(id).expect("an order id is a UUID");
+    sqlx::query_scalar("SELECT global_position FROM events WHERE stream_id = $1 ORDER BY version")
+        .bind(id)
+        .fetch_all(pool)
+        .await
+        .expect("the positions can be read")
+}
+
 /// The fields a status's `google.rpc.BadRequest` names.
 pub(crate) fn violations(status: &Status) -> Vec<String> {
     status

@@ -307,6 +307,7 @@ async fn the_history_lists_every_event_in_version_order_with_its_envelope(pool: 
             "payload",
             "metadata",
             "recordedAt",
+            "position",
         ];
         envelope.sort_unstable();
         assert_eq!(keys, envelope, "exactly the envelope's fields");
@@ -350,6 +351,49 @@ async fn the_history_lists_every_event_in_version_order_with_its_envelope(pool: 
             "total": TOTAL,
         })
     );
+}
+
+#[sqlx::test(migrator = "order_postgres::MIGRATOR")]
+async fn the_history_shows_each_events_global_position_growing_across_orders(pool: PgPool) {
+    let api = Api::new(pool);
+    let a = api.place().await;
+    api.ok(Call::post(
+        format!("/orders/{a}/items"),
+        &item("sku-3", 1, 1),
+    ))
+    .await;
+    let b = api.place().await;
+    api.ok(Call::post(
+        format!("/orders/{a}/items"),
+        &item("sku-4", 1, 1),
+    ))
+    .await;
+
+    let positions = |history: Vec<Value>| -> Vec<i64> {
+        history
+            .iter()
+            .map(|e| e["position"].as_i64().expect("position is an integer"))
+            .collect()
+    };
+    let a_positions = positions(api.history(&a).await);
+    let b_positions = positions(api.history(&b).await);
+    assert_eq!((a_positions.len(), b_positions.len()), (3, 1));
+    assert!(a_positions[0] >= 1, "{a_positions:?}");
+    assert!(
+        a_positions.windows(2).all(|w| w[0] < w[1]),
+        "strictly increasing in version order: {a_positions:?}"
+    );
+    // A's creation and first item were stored before B's creation, its second item after.
+    assert!(
+        a_positions[1] < b_positions[0],
+        "{a_positions:?} {b_positions:?}"
+    );
+    assert!(
+        a_positions[2] > b_positions[0],
+        "{a_positions:?} {b_positions:?}"
+    );
+    assert_eq!(a_positions, stored_positions(&api.pool, &a).await);
+    assert_eq!(b_positions, stored_positions(&api.pool, &b).await);
 }
 
 #[sqlx::test(migrator = "order_postgres::MIGRATOR")]

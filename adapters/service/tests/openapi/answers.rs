@@ -115,6 +115,68 @@ async fn a_whole_lifecycle_and_its_errors_match_the_documented_schemas(pool: PgP
         api.expect(Call::get(path), 200).await;
     }
 
+    // The administration: a parked row retried, an order's rows retried and skipped, a
+    // replay and a rebuild with their jobs, the recorded actions.
+    park_first_row(&pool, &c).await;
+    api.expect(Call::get("/admin/outbox"), 200).await;
+    let parked = api
+        .expect(
+            Call::get(format!("/admin/outbox/parked?orderId={c}&limit=5")),
+            200,
+        )
+        .await;
+    let row = parked.json["items"][0]["outboxId"]
+        .as_i64()
+        .expect("a parked row");
+    api.expect(
+        Call::new(Method::POST, format!("/admin/outbox/parked/{row}/retry")),
+        200,
+    )
+    .await;
+    park_first_row(&pool, &c).await;
+    api.expect(
+        Call::new(Method::POST, format!("/admin/orders/{c}/outbox/retry")),
+        200,
+    )
+    .await;
+    park_first_row(&pool, &c).await;
+    api.expect(
+        Call::post(
+            format!("/admin/orders/{c}/outbox/skip"),
+            &json!({"reason": "checked by hand"}),
+        ),
+        200,
+    )
+    .await;
+    let replay = api
+        .expect(Call::post("/admin/replay", &json!({"orderId": a})), 202)
+        .await;
+    let job = replay.headers["location"]
+        .to_str()
+        .expect("a location")
+        .to_owned();
+    api.expect(Call::get(job), 200).await;
+    api.expect(Call::new(Method::POST, "/admin/projections/rebuild"), 202)
+        .await;
+    api.expect(Call::get("/admin/actions?limit=2"), 200).await;
+    api.expect(Call::get(format!("/admin/jobs/{}", Uuid::now_v7())), 404)
+        .await;
+    api.expect(
+        Call::post("/admin/replay", &json!({"orderId": a, "since": now()})),
+        422,
+    )
+    .await;
+    api.expect(
+        Call::post(format!("/admin/orders/{c}/outbox/skip"), &json!({})).shape(Shape::Invalid),
+        422,
+    )
+    .await;
+    api.expect(
+        Call::new(Method::POST, "/admin/outbox/parked/999999/retry"),
+        404,
+    )
+    .await;
+
     // 400: a malformed path, query or header parameter, or a body that is not JSON.
     api.expect(Call::get("/orders/not-a-uuid"), 400).await;
     api.expect(Call::get("/orders?limit=0"), 400).await;
@@ -310,4 +372,17 @@ fn the_checks_refuse_a_wrong_body_and_an_undocumented_status() {
         .is_err(),
         "a problem must be application/problem+json"
     );
+}
+
+/// Parks the first outbox row of `order` as the relay does after its last attempt.
+async fn park_first_row(pool: &PgPool, order: &str) {
+    let id: i64 = sqlx::query_scalar("SELECT min(id) FROM outbox WHERE aggregate_id = $1::uuid")
+        .bind(order)
+        .fetch_one(pool)
+        .await
+        .expect("a row");
+    let mut conn = pool.acquire().await.expect("a connection");
+    order_postgres::outbox::record_failure(&mut conn, id, "refused by the broker", 0, 1)
+        .await
+        .expect("parked");
 }

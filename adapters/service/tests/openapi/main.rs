@@ -40,10 +40,9 @@ use support::{item, order_body, payment};
 // The contract
 // ---------------------------------------------------------------------------------------
 
-/// Every route of API.md ("HTTP commands", "HTTP queries", and `/console` of
-/// "Administration"), as method and path template: the document must describe these, no
-/// more and no less.
-const ROUTES: [(&str, &str); 16] = [
+/// Every route of API.md ("HTTP commands", "HTTP queries", "Administration", with `/console`), as method
+/// and path template: the document must describe these, no more and no less.
+const ROUTES: [(&str, &str); 25] = [
     ("POST", "/orders"),
     ("POST", "/orders/{id}/items"),
     ("DELETE", "/orders/{id}/items/{productId}"),
@@ -59,6 +58,15 @@ const ROUTES: [(&str, &str); 16] = [
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/asyncapi.json"),
+    ("GET", "/admin/outbox"),
+    ("GET", "/admin/outbox/parked"),
+    ("POST", "/admin/outbox/parked/{outboxId}/retry"),
+    ("POST", "/admin/orders/{id}/outbox/retry"),
+    ("POST", "/admin/orders/{id}/outbox/skip"),
+    ("POST", "/admin/replay"),
+    ("POST", "/admin/projections/rebuild"),
+    ("GET", "/admin/jobs/{jobId}"),
+    ("GET", "/admin/actions"),
     ("GET", "/console"),
 ];
 
@@ -80,6 +88,12 @@ const WITH_BODY: [(&str, &str); 6] = [
     ("POST", "/orders/{id}/payment"),
     ("POST", "/orders/{id}/shipment"),
     ("POST", "/orders/{id}/cancellation"),
+];
+
+/// The administration routes with a JSON body.
+const ADMIN_WITH_BODY: [(&str, &str); 2] = [
+    ("POST", "/admin/orders/{id}/outbox/skip"),
+    ("POST", "/admin/replay"),
 ];
 
 /// Response headers documented but sent only sometimes.

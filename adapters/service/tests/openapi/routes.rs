@@ -57,6 +57,8 @@ async fn every_documented_operation_is_routed_and_no_other_method_is(pool: PgPoo
         template
             .replace("{id}", &order.to_string())
             .replace("{productId}", "sku-1")
+            .replace("{outboxId}", "1")
+            .replace("{jobId}", &Uuid::now_v7().to_string())
     };
 
     for op in spec.operations() {

@@ -10,7 +10,7 @@ fn every_body_and_every_error_is_described() {
         let key = (op.method, op.template);
 
         // Request bodies.
-        if WITH_BODY.contains(&key) {
+        if WITH_BODY.contains(&key) || ADMIN_WITH_BODY.contains(&key) {
             let body = spec.resolve(&op.value["requestBody"]);
             assert_eq!(
                 body["required"],
@@ -56,7 +56,24 @@ fn every_body_and_every_error_is_described() {
             );
         }
 
-        // The errors each route can give, per API.md's "Errors" table.
+        // The errors each route can give, per API.md's "Errors" table; the
+        // administration's: 404 for a missing row, order or job, 409 for a second
+        // rebuild, and no 412 (no `If-Match`).
+        let errors: BTreeSet<u16> = statuses.iter().copied().filter(|s| *s >= 400).collect();
+        if op.template.starts_with("/admin/") {
+            let mut expected = BTreeSet::from([400, 401, 403, 500, 503]);
+            if op.template.contains('{') || op.template == "/admin/replay" {
+                expected.insert(404);
+            }
+            if op.template == "/admin/projections/rebuild" {
+                expected.insert(409);
+            }
+            if ADMIN_WITH_BODY.contains(&key) {
+                expected.extend([413, 415, 422]);
+            }
+            assert_eq!(errors, expected, "{name}: its errors");
+            continue;
+        }
         let mut expected = BTreeSet::from([400, 503]);
         if !op.is_public() {
             expected.extend([401, 403, 500]);
@@ -73,7 +90,6 @@ fn every_body_and_every_error_is_described() {
         if WITH_BODY.contains(&key) {
             expected.extend([413, 415]);
         }
-        let errors: BTreeSet<u16> = statuses.into_iter().filter(|s| *s >= 400).collect();
         assert_eq!(errors, expected, "{name}: its errors");
 
         let problem_503 = spec.resolve(&op.responses()["503"]);
@@ -138,6 +154,15 @@ fn the_schemas_mark_what_the_api_requires_and_its_enums() {
         schemas["Ack"]["properties"]["orderId"]["format"],
         json!("uuid")
     );
+    // A history event's envelope: `recordedAt` and `position` are always there.
+    let envelope = &schemas["EventEnvelope"]["allOf"][0];
+    let envelope_required = envelope["required"].as_array().expect("required");
+    for field in ["recordedAt", "position"] {
+        assert!(envelope_required.contains(&json!(field)), "{field}");
+    }
+    let position = &envelope["properties"]["position"];
+    assert_eq!(position["type"], json!("integer"));
+    assert_eq!(position["minimum"], json!(1));
 }
 
 #[test]

@@ -151,6 +151,16 @@ pub async fn counts(pool: &PgPool) -> (i64, i64, i64) {
     .expect("the tables can be counted")
 }
 
+/// The `global_position` of every stored event of order `id`, in version order.
+pub async fn stored_positions(pool: &PgPool, id: &str) -> Vec<i64> {
+    let id = uuid::Uuid::parse_str(id).expect("an order id is a UUID");
+    sqlx::query_scalar("SELECT global_position FROM events WHERE stream_id = $1 ORDER BY version")
+        .bind(id)
+        .fetch_all(pool)
+        .await
+        .expect("the positions can be read")
+}
+
 /// Checks an RFC 9457 body: content type, `{type, title, status, detail}`, the type's
 /// last segment, and `errors[{field, message}]` for validation problems.
 pub fn assert_problem(reply: &Reply, status: u16, kind: &str) {
