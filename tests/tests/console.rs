@@ -239,9 +239,17 @@ impl Console {
             .expect("resize");
     }
 
-    /// Saves a PNG of the viewport to `target/console.png`, and to `docs/console.png`
-    /// with `UPDATE_SCREENSHOT=1`.
+    /// Saves a PNG of the page, 1280 px wide and as tall as it is (900 to 1000 px), to
+    /// `target/console.png`, and to `docs/console.png` with `UPDATE_SCREENSHOT=1`.
     async fn screenshot(&self) {
+        let height = self
+            .client
+            .execute("return document.documentElement.scrollHeight;", vec![])
+            .await
+            .expect("the page's height")
+            .as_u64()
+            .unwrap_or(900);
+        self.set_viewport(height.clamp(900, 1000) as u32).await;
         let png = self.client.screenshot().await.expect("a screenshot");
         let target = target_dir().join("console.png");
         std::fs::write(&target, &png).expect("write target/console.png");
@@ -677,9 +685,9 @@ async fn scenario(system: &System, console: &Console, orders: Orders<'_>) {
         .to_owned();
     let state = console
         .wait_for("the retry among the recent actions", |s| {
-            texts(s, "actions")
-                .iter()
-                .any(|a| a.contains("retry") && (a.contains(&outbox_id) || a.contains(&repaired)))
+            texts(s, "actions").iter().any(|a| {
+                a.contains("outbox.retry") && a.contains(&format!("\"outbox row {outbox_id}\""))
+            })
         })
         .await;
     assert!(
@@ -839,7 +847,7 @@ async fn scenario(system: &System, console: &Console, orders: Orders<'_>) {
         .wait_for("the skip among the actions", |s| {
             texts(s, "actions")
                 .iter()
-                .any(|a| a.contains("skip") && a.contains(&skipped))
+                .any(|a| a.contains("outbox.skip") && a.contains(&format!("\"order {skipped}\"")))
         })
         .await;
 

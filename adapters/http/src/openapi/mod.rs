@@ -37,8 +37,8 @@ use super::{console, handlers};
 pub(super) use params::{CommandHeaders, CorrelationHeader, CreateHeaders, LinePath, OrderPath};
 pub(super) use responses::{
     Acknowledged, ActionsFound, AdminProblems, AdminQueryProblems, AdminReadProblems,
-    CommandProblems, ConsoleHtml, CreateProblems, Created, Healthy, HistoryFound, JobAccepted, JobFound,
-    ListProblems, MetricsText, OpenProblems, OrderFound, OrderQueryProblems, OutboxFound,
+    CommandProblems, ConsoleHtml, CreateProblems, Created, Healthy, HistoryFound, JobAccepted,
+    JobFound, ListProblems, MetricsText, OpenProblems, OrderFound, OrderQueryProblems, OutboxFound,
     PageFound, ParkedFound, RebuildProblems, RemoveItemProblems, RetriedFound, SkippedFound,
 };
 pub(super) use rules::{CountryCode, CurrencyCode, OrderIdText, ShortText, Text};
