@@ -12,9 +12,11 @@
 //! letters with the reason); every action is listed; signing out forgets the token;
 //! a service that stops answering is shown as unreachable.
 //!
-//! A binary of its own, so it can run alone: `scripts/test.sh -p e2e --test console`
-//! (which installs Debian's chromium and chromium-driver when missing and exports
-//! `CHROMEDRIVER`). It saves a screenshot of the page at 1280 px to `target/console.png`,
+//! A binary of its own, so it can run alone: `scripts/test.sh -p e2e -- from_the_console`
+//! (the script passes `--tests`, so the name filters; it installs Debian's chromium and
+//! chromium-driver when missing and exports `CHROMEDRIVER`), or `cargo test -p e2e
+//! --test console` with a broker in `KAFKA_BROKERS`. It saves a screenshot of the page
+//! at 1280 px to `target/console.png`,
 //! and to `docs/console.png` (the README's) with `UPDATE_SCREENSHOT=1`.
 
 use std::collections::HashMap;
