@@ -18,6 +18,7 @@
 #   with_scratch_database FN  run FN with SCRATCH_DATABASE_URL: a fresh, migrated database
 #   check_sqlx_offline_data   fail when `.sqlx/` does not match the code's queries
 #   ensure_schemathesis       make sure schemathesis (pinned) is in .local/venv-schemathesis
+#   ensure_chromium           make sure Debian's chromium and chromium-driver are installed
 #   start_broker PORT LOG     start an in-memory tansu broker in the background
 #   create_topic PORT NAME N  create a topic (idempotent)
 #   track_pid PID             have PID killed when the script exits
@@ -295,6 +296,35 @@ ensure_schemathesis() {
         _schemathesis_ok || die "schemathesis installed but does not report ${SCHEMATHESIS_VERSION}"
     fi
     export SCHEMATHESIS="$SCHEMATHESIS_VENV/bin/schemathesis"
+}
+
+# --- Chromium (the console's browser test) -------------------------------------
+
+CHROMEDRIVER_PATH="/usr/bin/chromedriver"
+CHROMIUM_PATH="/usr/bin/chromium"
+
+# ensure_chromium — make sure Debian's chromium and chromium-driver are installed
+# (apt-get, non-interactive; `apt-get update` only when the package lists do not know
+# them yet) and export CHROMEDRIVER and CHROMIUM, which the console's browser test
+# (`tests/tests/console.rs`) starts. Needs root (CI runs as root); no browser is ever
+# downloaded from anywhere but Debian's archive.
+ensure_chromium() {
+    if [[ ! -x "$CHROMEDRIVER_PATH" || ! -x "$CHROMIUM_PATH" ]]; then
+        command -v apt-get >/dev/null || die "apt-get not found: install chromium and chromium-driver by hand"
+        local -a sudo=()
+        ((EUID == 0)) || sudo=(sudo)
+        export DEBIAN_FRONTEND=noninteractive
+        if ! apt-cache show chromium-driver >/dev/null 2>&1; then
+            log "apt-get update (the package lists do not know chromium-driver yet)"
+            "${sudo[@]}" apt-get update -qq >&2 || die "apt-get update failed"
+        fi
+        log "installing chromium and chromium-driver with apt-get (first run only, about a minute)"
+        "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium chromium-driver >&2 ||
+            die "apt-get install chromium chromium-driver failed"
+    fi
+    [[ -x "$CHROMEDRIVER_PATH" ]] || die "chromium-driver installed but ${CHROMEDRIVER_PATH} is missing"
+    export CHROMEDRIVER="$CHROMEDRIVER_PATH"
+    export CHROMIUM="$CHROMIUM_PATH"
 }
 
 # --- tansu (Kafka-protocol broker) -------------------------------------------

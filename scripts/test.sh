@@ -10,7 +10,9 @@
 #   * sqlx-cli, to check first that `.sqlx/` (the SQL macros' offline data) matches
 #     the queries on a throwaway migrated database (stale: run scripts/sqlx-prepare.sh);
 #   * schemathesis (pinned, from PyPI into .local/venv-schemathesis), which
-#     order-service's `schemathesis` test runs against the real service (SCHEMATHESIS).
+#     order-service's `schemathesis` test runs against the real service (SCHEMATHESIS);
+#   * Debian's chromium and chromium-driver (apt-get), which the console's browser
+#     test drives headless (CHROMEDRIVER, CHROMIUM).
 #
 # Extra arguments go to cargo test, e.g.:
 #   scripts/test.sh -p relay
@@ -36,6 +38,7 @@ check_sqlx_offline_data
 ensure_tansu
 ensure_asyncapi_spec
 ensure_schemathesis
+ensure_chromium
 
 KAFKA_PORT="$(free_port)"
 BROKER_LOG="$LOG_DIR/test-broker-${KAFKA_PORT}.log"
@@ -50,6 +53,7 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 log "DATABASE_URL=${DATABASE_URL}"
 log "KAFKA_BROKERS=${KAFKA_BROKERS} (TEST_KAFKA_BROKERS likewise)"
 log "SCHEMATHESIS=${SCHEMATHESIS}"
+log "CHROMEDRIVER=${CHROMEDRIVER}"
 # The end-to-end tests start the real outbox-relay binary; build it first. Benchmarks
 # are not tests (scripts/bench.sh runs them), so the targets are named explicitly.
 log "building the binaries: cargo build --workspace --bins"

@@ -8,7 +8,9 @@
 //! - [`processes`]: `outbox-relay` processes to kill and brokers to freeze, for fault injection.
 //! - [`otlp`]: an OTLP/HTTP receiver that keeps the spans exported to it.
 //! - `tests/e2e/`: the end-to-end tests (one binary); `tests/tracing.rs`: the exported
-//!   traces (a binary of its own: it installs trace export in its process).
+//!   traces (a binary of its own: it installs trace export in its process);
+//!   `tests/console.rs`: the operator console in headless Chromium (a binary of its
+//!   own, so it runs alone).
 //! - `benches/pipeline/`: the pipeline's figures, with the real binaries as child
 //!   processes (`scripts/bench.sh`).
 

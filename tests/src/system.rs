@@ -80,7 +80,9 @@ impl System {
         Self::launch(relays, &ServiceSettings::default(), true).await
     }
 
-    async fn launch(relays: usize, settings: &ServiceSettings, projector: bool) -> System {
+    /// `relays` in-process relays and the service built from `settings`, with the
+    /// read model's projector when `projector` (as [`System::start_with_projector`]).
+    pub async fn launch(relays: usize, settings: &ServiceSettings, projector: bool) -> System {
         let database = format!("e2e_{}", Uuid::now_v7().simple());
         let mut admin = PgConnection::connect(&admin_database_url())
             .await

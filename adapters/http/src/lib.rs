@@ -13,9 +13,11 @@
 //! - `metrics`: request counters and latencies for `/metrics`.
 //! - `trace`: the server span of each request, when traces are exported.
 //! - `openapi`: the route table and the OpenAPI 3.1 document served at `/openapi.json`.
+//! - `console`: the operator console page, `GET /console` (`console/console.html`).
 
 mod admin;
 mod auth;
+mod console;
 mod dto;
 mod extract;
 mod handlers;
@@ -80,5 +82,6 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .layer(axum::middleware::from_fn(trace::server_span))
         .layer(Extension(openapi::DocumentJson::new(&document)))
         .layer(Extension(openapi::AsyncApiJson::new(&state.orders_topic)))
+        .layer(Extension(console::ConsolePage::new()))
         .with_state(state)
 }

@@ -133,7 +133,14 @@ async fn every_route_but_the_open_ones_answers_401_without_a_token(pool: PgPool)
         "unauthenticated",
     )
     .await;
-    for open in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+    for open in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/asyncapi.json",
+        "/console",
+    ] {
         let reply = api.send(Call::get(open)).await;
         assert_eq!(reply.status, StatusCode::OK, "{open}: {}", reply.text());
     }

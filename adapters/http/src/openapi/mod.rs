@@ -31,26 +31,28 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::handlers;
 use super::AppState;
+use super::{console, handlers};
 
 pub(super) use params::{CommandHeaders, CorrelationHeader, CreateHeaders, LinePath, OrderPath};
 pub(super) use responses::{
     Acknowledged, ActionsFound, AdminProblems, AdminQueryProblems, AdminReadProblems,
-    CommandProblems, CreateProblems, Created, Healthy, HistoryFound, JobAccepted, JobFound,
-    ListProblems, MetricsText, OpenProblems, OrderFound, OrderQueryProblems, OutboxFound,
+    CommandProblems, ConsoleHtml, CreateProblems, Created, Healthy, HistoryFound, JobAccepted,
+    JobFound, ListProblems, MetricsText, OpenProblems, OrderFound, OrderQueryProblems, OutboxFound,
     PageFound, ParkedFound, RebuildProblems, RemoveItemProblems, RetriedFound, SkippedFound,
 };
 pub(super) use rules::{CountryCode, CurrencyCode, OrderIdText, ShortText, Text};
 pub(super) use schemas::{OrderStatus, PaymentMethod};
 
 /// The routes that need no authentication (API.md, "Authentication and authorization").
-pub(super) const OPEN_PATHS: [&str; 5] = [
+/// The console page is one: it holds nothing, and asks the operator for a token.
+pub(super) const OPEN_PATHS: [&str; 6] = [
     "/healthz",
     "/readyz",
     "/metrics",
     "/openapi.json",
     "/asyncapi.json",
+    "/console",
 ];
 
 /// The name of the bearer security scheme.
@@ -69,7 +71,7 @@ pub(super) const BEARER: &str = "bearer";
     tags(
         (name = "commands", description = "Append events to an order's stream; answer an acknowledgment."),
         (name = "queries", description = "Read an order, its history or a page of the read model."),
-        (name = "operations", description = "Health, readiness, metrics, this document and the events' AsyncAPI document; no authentication."),
+        (name = "operations", description = "Health, readiness, metrics, this document, the events' AsyncAPI document and the operator console page; no authentication."),
         (name = "administration", description = "The outbox, its parked rows, replays and the read model's rebuild, for the `admin` role; every state-changing call is recorded.")
     ),
     components(schemas(
@@ -118,6 +120,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::admin::rebuild))
         .routes(routes!(crate::admin::job))
         .routes(routes!(crate::admin::actions))
+        .routes(routes!(console::console))
 }
 
 /// The OpenAPI document of every route, as served (JSON); with `bearer_auth`, every

@@ -245,6 +245,32 @@ impl IntoResponses for AsyncApiDocument {
     }
 }
 
+/// 200 from `/console`.
+#[derive(Debug)]
+pub(crate) struct ConsoleHtml;
+
+impl IntoResponses for ConsoleHtml {
+    fn responses() -> Responses {
+        let html = ContentBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .build();
+        let response = ResponseBuilder::new()
+            .description(
+                "The operator console: one self-contained HTML page (inline style and \
+                 script) that asks for an admin token, keeps it in the tab's \
+                 sessionStorage, and calls the administration routes with it.",
+            )
+            .content("text/html", html);
+        let response = header(
+            response,
+            "Content-Security-Policy",
+            "Only the page's own inline style and script (by SHA-256) and fetches to \
+             this service.",
+        );
+        one(200, with_correlation(response))
+    }
+}
+
 /// Declares a JSON success answer of an administration route.
 macro_rules! admin_success {
     ($(#[$doc:meta])* $name:ident: $status:literal, $body:ty, $description:literal) => {

@@ -3,7 +3,7 @@
 use super::*;
 
 #[test]
-fn with_bearer_auth_every_route_but_the_open_four_requires_a_bearer_token() {
+fn with_bearer_auth_every_route_but_the_open_ones_requires_a_bearer_token() {
     let spec = Spec::new(built_document(true));
     assert_eq!(
         spec.doc["components"]["securitySchemes"]["bearer"],

@@ -10,7 +10,7 @@
 //! - A scripted lifecycle checks every request and answer against the document's schemas
 //!   (JSON Schema draft 2020-12, which OpenAPI 3.1 uses): a status the document does not
 //!   give for the operation, or a body that breaks its schema, fails.
-//! - With bearer authentication the document requires it on every route but the open four.
+//! - With bearer authentication the document requires it on every route but the open ones.
 //! - Every limit the code enforces is in the document, and `null` means what it says
 //!   (`limits`).
 
@@ -40,9 +40,9 @@ use support::{item, order_body, payment};
 // The contract
 // ---------------------------------------------------------------------------------------
 
-/// Every route of API.md ("HTTP commands", "HTTP queries", "Administration"), as method
+/// Every route of API.md ("HTTP commands", "HTTP queries", "Administration", with `/console`), as method
 /// and path template: the document must describe these, no more and no less.
-const ROUTES: [(&str, &str); 24] = [
+const ROUTES: [(&str, &str); 25] = [
     ("POST", "/orders"),
     ("POST", "/orders/{id}/items"),
     ("DELETE", "/orders/{id}/items/{productId}"),
@@ -67,15 +67,17 @@ const ROUTES: [(&str, &str); 24] = [
     ("POST", "/admin/projections/rebuild"),
     ("GET", "/admin/jobs/{jobId}"),
     ("GET", "/admin/actions"),
+    ("GET", "/console"),
 ];
 
 /// The routes that need no authentication.
-const OPEN: [&str; 5] = [
+const OPEN: [&str; 6] = [
     "/healthz",
     "/readyz",
     "/metrics",
     "/openapi.json",
     "/asyncapi.json",
+    "/console",
 ];
 
 /// The commands that take a JSON body.
