@@ -381,11 +381,6 @@ fn page(limit: Option<&str>, cursor: Option<&str>) -> Result<(u32, Option<i64>),
     Ok((limit, cursor))
 }
 
-fn order_path(path: Result<Path<String>, PathRejection>) -> Result<OrderId, ApiError> {
-    let Path(id) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    OrderId::parse(&id).map_err(|_| ApiError::bad_request(format!("order id {id:?} is not a UUID")))
-}
-
 /// The outbox: backlog per partition with its owner, and the live relays.
 #[utoipa::path(
     get,
@@ -472,7 +467,7 @@ pub(super) async fn retry_order(
     Extension(actor): Extension<Actor>,
     path: Result<Path<String>, PathRejection>,
 ) -> Answer {
-    let order = order_path(path)?;
+    let order = super::handlers::order_id(path)?;
     let retried = state
         .administration
         .retry(&actor, ParkedTarget::Order(order))
@@ -496,7 +491,7 @@ pub(super) async fn skip_order(
     path: Result<Path<String>, PathRejection>,
     body: JsonBody<SkipRequest>,
 ) -> Answer {
-    let order = order_path(path)?;
+    let order = super::handlers::order_id(path)?;
     let reason = body
         .value()?
         .reason

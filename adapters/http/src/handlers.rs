@@ -61,7 +61,8 @@ pub(super) async fn correlate(request: Request, next: Next) -> Response {
     }
 }
 
-fn order_id(path: Result<Path<String>, PathRejection>) -> Result<OrderId, ApiError> {
+/// The order id of the path; 400 when it is not a UUID.
+pub(super) fn order_id(path: Result<Path<String>, PathRejection>) -> Result<OrderId, ApiError> {
     let Path(id) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     OrderId::parse(&id).map_err(|_| ApiError::bad_request(format!("order id {id:?} is not a UUID")))
 }
