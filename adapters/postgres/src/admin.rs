@@ -228,9 +228,10 @@ impl AdminStore for PgAdministration {
         admin_jobs::fail_abandoned(&self.pool)
             .await
             .map_err(failed)?;
-        let (total, description) = match spec {
+        let (work, total, description) = match spec {
             JobSpec::Replay(replay) => {
-                let matching = events::count_matching(&self.pool, filter(replay)?)
+                let events_filter = filter(replay)?;
+                let matching = events::count_matching(&self.pool, events_filter)
                     .await
                     .map_err(failed)?;
                 if matching == 0 {
@@ -239,6 +240,7 @@ impl AdminStore for PgAdministration {
                     }
                 }
                 (
+                    Work::Replay(events_filter),
                     matching,
                     serde_json::json!({
                         "orderId": replay.order,
@@ -251,7 +253,7 @@ impl AdminStore for PgAdministration {
                 let all = events::count_matching(&self.pool, events::ReplayFilter::default())
                     .await
                     .map_err(failed)?;
-                (all, serde_json::json!({}))
+                (Work::Rebuild, all, serde_json::json!({}))
             }
         };
         let (mut lock, lock_key) = admin_jobs::lock_runner(&self.pool).await.map_err(failed)?;
@@ -280,7 +282,7 @@ impl AdminStore for PgAdministration {
         tx.commit().await.map_err(failed)?;
         Ok(Box::new(PgJob {
             id,
-            spec,
+            work,
             total,
             pool: self.pool.clone(),
             lock,
@@ -315,10 +317,18 @@ async fn wake_relays(pool: &PgPool, rows: u64) {
     }
 }
 
+/// What a recorded job does, its filter already in the event store's terms.
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    Replay(events::ReplayFilter),
+    Rebuild,
+}
+
 /// A recorded job, holding its runner's lock until it ends.
 struct PgJob {
     id: Uuid,
-    spec: JobSpec,
+    work: Work,
+    /// The events counted when it was recorded.
     total: u64,
     pool: PgPool,
     lock: PoolConnection<Postgres>,
@@ -348,7 +358,7 @@ impl RunningJob for PgJob {
     async fn run(self: Box<Self>, progress: Progress<'_>) -> Result<Job, StoreError> {
         let PgJob {
             id,
-            spec,
+            work,
             total,
             pool,
             mut lock,
@@ -364,10 +374,10 @@ impl RunningJob for PgJob {
         };
         progress(0, total);
         let work = async {
-            match spec {
-                JobSpec::Replay(replay) => replay_events(&pool, filter(replay), &report).await,
-                JobSpec::Rebuild => {
-                    order_summaries::rebuild_reporting(&pool, &mut |p, t| report(p, t))
+            match work {
+                Work::Replay(filter) => replay_events(&pool, filter, total, &report).await,
+                Work::Rebuild => {
+                    order_summaries::rebuild_reporting(&pool, total, &mut |p, t| report(p, t))
                         .await
                         .map(|done| done.events)
                         .map_err(|e| format!("{e:#}"))
@@ -413,18 +423,15 @@ impl RunningJob for PgJob {
     }
 }
 
-/// Re-enqueues the events `filter` matches (with their `eventId`), in global order,
-/// [`REPLAY_PAGE`] per transaction, behind anything of their orders still in the
-/// outbox; returns how many.
+/// Re-enqueues the events `filter` matches (with their `eventId`; `total` of them when
+/// the job was recorded), in global order, [`REPLAY_PAGE`] per transaction, behind
+/// anything of their orders still in the outbox; returns how many.
 async fn replay_events(
     pool: &PgPool,
-    filter: Result<events::ReplayFilter, AdminError>,
+    filter: events::ReplayFilter,
+    total: u64,
     report: &(dyn Fn(u64, u64) + Send + Sync),
 ) -> Result<u64, String> {
-    let filter = filter.map_err(|e| e.to_string())?;
-    let total = events::count_matching(pool, filter)
-        .await
-        .map_err(|e| format!("counting the events: {e}"))?;
     let mut after = 0;
     let mut done = 0;
     loop {

@@ -369,28 +369,26 @@ fn index_statements(table: &str) -> Vec<String> {
 /// When the database fails or a stored event cannot be decoded; the live table is
 /// then untouched.
 pub async fn rebuild(pool: &PgPool) -> anyhow::Result<RebuildReport> {
-    rebuild_reporting(pool, &mut |_, _| {}).await
+    rebuild_reporting(pool, 0, &mut |_, _| {}).await
 }
 
-/// [`rebuild`], telling `progress` how many events it has folded of how many (the
-/// event store's count when it started; more arrive while it runs).
+/// [`rebuild`], telling `progress` how many events it has folded of how many: the
+/// caller's count of the event store (`expected`), raised when more arrive meanwhile.
 ///
 /// # Errors
 /// As [`rebuild`].
 #[tracing::instrument(skip_all, err)]
 pub async fn rebuild_reporting(
     pool: &PgPool,
+    expected: u64,
     progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> anyhow::Result<RebuildReport> {
     use anyhow::Context;
     let started = Instant::now();
     let mut conn = pool.acquire().await.context("connecting to PostgreSQL")?;
-    let total = crate::events::count_matching(&mut *conn, crate::events::ReplayFilter::default())
-        .await
-        .context("counting the events")?;
     let mut summaries = HashMap::new();
     let (read_to, mut events) = fold_events(&mut conn, &mut summaries, 0, 0, &mut |folded| {
-        progress(folded, total.max(folded));
+        progress(folded, expected.max(folded));
     })
     .await?;
     tracing::info!(
