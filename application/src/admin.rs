@@ -539,11 +539,21 @@ mod tests {
     use super::*;
     use crate::access::Role;
 
-    /// A store no refused call may reach.
-    struct Untouchable;
+    /// A store whose retry and skip affect `rows` rows, answering what the use case's
+    /// outcome says; with `None`, or for any other call, reaching it fails the test.
+    struct Stub {
+        rows: Option<u64>,
+    }
+
+    impl Stub {
+        fn settle(&self, outcome: Outcome<'_>) -> Result<u64, AdminError> {
+            let rows = self.rows.expect("reached the store");
+            outcome(rows).map(|_| rows)
+        }
+    }
 
     #[async_trait]
-    impl AdminStore for Untouchable {
+    impl AdminStore for Stub {
         async fn outbox_status(&self) -> Result<OutboxStatus, StoreError> {
             panic!("reached the store")
         }
@@ -559,18 +569,18 @@ mod tests {
             &self,
             _: ParkedTarget,
             _: &ActionRecord,
-            _: Outcome<'_>,
+            outcome: Outcome<'_>,
         ) -> Result<u64, AdminError> {
-            panic!("reached the store")
+            self.settle(outcome)
         }
         async fn skip(
             &self,
             _: ParkedTarget,
             _: &str,
             _: &ActionRecord,
-            _: Outcome<'_>,
+            outcome: Outcome<'_>,
         ) -> Result<u64, AdminError> {
-            panic!("reached the store")
+            self.settle(outcome)
         }
         async fn start_job(
             &self,
@@ -596,7 +606,7 @@ mod tests {
 
     #[test]
     fn every_administrative_call_of_a_non_admin_is_forbidden_before_the_store() {
-        let administration = Administration::new(Arc::new(Untouchable));
+        let administration = Administration::new(Arc::new(Stub { rows: None }));
         let order = OrderId::from_uuid(Uuid::now_v7());
         for roles in [&[Role::Operator][..], &[Role::Customer], &[]] {
             let actor = Actor::authenticated(
@@ -639,56 +649,7 @@ mod tests {
     #[test]
     fn a_missing_parked_row_refuses_the_retry_and_a_count_is_worded() {
         let record = |target: ParkedTarget| async move {
-            struct Counting(u64);
-            #[async_trait]
-            impl AdminStore for Counting {
-                async fn outbox_status(&self) -> Result<OutboxStatus, StoreError> {
-                    unreachable!()
-                }
-                async fn parked(
-                    &self,
-                    _: Option<OrderId>,
-                    _: Option<i64>,
-                    _: u32,
-                ) -> Result<Vec<ParkedRow>, StoreError> {
-                    unreachable!()
-                }
-                async fn retry(
-                    &self,
-                    _: ParkedTarget,
-                    _: &ActionRecord,
-                    outcome: Outcome<'_>,
-                ) -> Result<u64, AdminError> {
-                    outcome(self.0).map(|_| self.0)
-                }
-                async fn skip(
-                    &self,
-                    _: ParkedTarget,
-                    _: &str,
-                    _: &ActionRecord,
-                    outcome: Outcome<'_>,
-                ) -> Result<u64, AdminError> {
-                    outcome(self.0).map(|_| self.0)
-                }
-                async fn start_job(
-                    &self,
-                    _: JobSpec,
-                    _: &ActionRecord,
-                ) -> Result<Box<dyn RunningJob>, AdminError> {
-                    unreachable!()
-                }
-                async fn job(&self, _: Uuid) -> Result<Option<Job>, StoreError> {
-                    unreachable!()
-                }
-                async fn actions(
-                    &self,
-                    _: Option<i64>,
-                    _: u32,
-                ) -> Result<Vec<RecordedAction>, StoreError> {
-                    unreachable!()
-                }
-            }
-            let administration = Administration::new(Arc::new(Counting(0)));
+            let administration = Administration::new(Arc::new(Stub { rows: Some(0) }));
             administration
                 .retry(&Actor::unrestricted(None), target)
                 .await
