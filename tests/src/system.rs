@@ -200,6 +200,38 @@ impl System {
             .expect("read events")
     }
 
+    /// Makes the outbox row of `order`'s first event larger than the producer's 1 MB
+    /// limit (still valid JSON), so the relay parks it for real; returns the message as
+    /// written, for [`System::repair_first_row`].
+    pub async fn poison_first_row(&self, order: Uuid) -> String {
+        let original: String = sqlx::query_scalar(
+            "SELECT message FROM outbox WHERE aggregate_id = $1 AND version = 1",
+        )
+        .bind(order)
+        .fetch_one(&self.pool)
+        .await
+        .expect("the first row");
+        sqlx::query(
+            "UPDATE outbox SET message = message || repeat(' ', 2000000) \
+             WHERE aggregate_id = $1 AND version = 1",
+        )
+        .bind(order)
+        .execute(&self.pool)
+        .await
+        .expect("poison");
+        original
+    }
+
+    /// Puts back the message [`System::poison_first_row`] replaced.
+    pub async fn repair_first_row(&self, order: Uuid, original: &str) {
+        sqlx::query("UPDATE outbox SET message = $2 WHERE aggregate_id = $1 AND version = 1")
+            .bind(order)
+            .bind(original)
+            .execute(&self.pool)
+            .await
+            .expect("repair");
+    }
+
     /// Waits until the outbox is empty (everything acknowledged by the broker).
     pub async fn wait_for_empty_outbox(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;

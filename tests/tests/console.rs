@@ -309,35 +309,6 @@ async fn add_items(system: &System, bearer: &str, order: Uuid, count: usize) {
     }
 }
 
-/// Makes `order`'s first outbox row larger than the producer's 1 MB limit (still valid
-/// JSON); returns the original message, to repair it with.
-async fn poison(system: &System, order: Uuid) -> String {
-    let original: String =
-        sqlx::query_scalar("SELECT message FROM outbox WHERE aggregate_id = $1 AND version = 1")
-            .bind(order)
-            .fetch_one(&system.pool)
-            .await
-            .expect("the first row");
-    sqlx::query(
-        "UPDATE outbox SET message = message || repeat(' ', 2000000) \
-         WHERE aggregate_id = $1 AND version = 1",
-    )
-    .bind(order)
-    .execute(&system.pool)
-    .await
-    .expect("poison");
-    original
-}
-
-async fn repair(system: &System, order: Uuid, original: &str) {
-    sqlx::query("UPDATE outbox SET message = $2 WHERE aggregate_id = $1 AND version = 1")
-        .bind(order)
-        .bind(original)
-        .execute(&system.pool)
-        .await
-        .expect("repair");
-}
-
 async fn outbox_rows_of(system: &System, order: Uuid) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM outbox WHERE aggregate_id = $1")
         .bind(order)
@@ -473,9 +444,9 @@ async fn an_operator_sees_the_outbox_and_repairs_a_parked_row_from_the_console()
     add_items(&system, &operator, repaired, 2).await;
     add_items(&system, &operator, skipped, 3).await;
     add_items(&system, &operator, waiting, 4).await;
-    let original = poison(&system, repaired).await;
-    poison(&system, skipped).await;
-    let waiting_original = poison(&system, waiting).await;
+    let original = system.poison_first_row(repaired).await;
+    system.poison_first_row(skipped).await;
+    let waiting_original = system.poison_first_row(waiting).await;
 
     let relays: Vec<RelayProcess> = (0..3)
         .map(|_| {
@@ -656,7 +627,9 @@ async fn scenario(system: &System, console: &Console, orders: Orders<'_>) {
 
     // Repaired in the database, retried from the page: the row leaves the list, its
     // order's rows drain, and its events reach the topic in version order.
-    repair(system, orders.repaired, orders.original).await;
+    system
+        .repair_first_row(orders.repaired, orders.original)
+        .await;
     console.press_on_row(orders.repaired, "retry").await;
     let repaired = orders.repaired.to_string();
     console
@@ -855,7 +828,9 @@ async fn scenario(system: &System, console: &Console, orders: Orders<'_>) {
 
     // The last parked order, repaired and retried: the whole outbox drains, and every
     // committed event but the skipped order's reached the topic, in order.
-    repair(system, orders.waiting, orders.waiting_original).await;
+    system
+        .repair_first_row(orders.waiting, orders.waiting_original)
+        .await;
     console.press_on_row(orders.waiting, "retry").await;
     console
         .wait_for("no parked row", |s| {

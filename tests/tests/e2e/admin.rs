@@ -59,33 +59,14 @@ async fn add_item(system: &System, order: Uuid, product: &str) {
     assert_eq!(status, 200, "{body}");
 }
 
-/// Makes the outbox row of `order`'s first event too large for the producer; returns
-/// the message as written, to repair it with.
-async fn poison(system: &System, order: Uuid) -> String {
-    let original: String =
-        sqlx::query_scalar("SELECT message FROM outbox WHERE aggregate_id = $1 AND version = 1")
-            .bind(order)
-            .fetch_one(&system.pool)
-            .await
-            .expect("message");
-    sqlx::query(
-        "UPDATE outbox SET message = message || repeat(' ', 2000000) WHERE aggregate_id = $1 AND version = 1",
-    )
-    .bind(order)
-    .execute(&system.pool)
-    .await
-    .expect("poison");
-    original
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_operator_diagnoses_retries_and_skips_parked_rows_over_http() {
     let system = System::start(0).await;
     let repaired = place(&system, "c-repaired").await;
     let skipped = place(&system, "c-skipped").await;
     let healthy = place(&system, "c-healthy").await;
-    let original = poison(&system, repaired).await;
-    poison(&system, skipped).await;
+    let original = system.poison_first_row(repaired).await;
+    system.poison_first_row(skipped).await;
     for order in [repaired, skipped, healthy] {
         add_item(&system, order, "sku-9").await;
     }
@@ -141,12 +122,7 @@ async fn an_operator_diagnoses_retries_and_skips_parked_rows_over_http() {
     );
 
     // Retry after repairing the row: both its events flow, in order.
-    sqlx::query("UPDATE outbox SET message = $2 WHERE aggregate_id = $1 AND version = 1")
-        .bind(repaired)
-        .bind(&original)
-        .execute(&system.pool)
-        .await
-        .expect("repair");
+    system.repair_first_row(repaired, &original).await;
     let (code, body) = post(
         &system,
         &format!("/admin/outbox/parked/{repaired_row}/retry"),
