@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::cpu::{self, report_cpu, Usage};
 use crate::figures::{hold, p50_p99, print_held, report, section, take_held, Rng};
 use crate::load::{
-    addition_body, closed_loop, create_order, create_orders, post, Limit, Outcome, Tally,
+    addition_body, closed_loop, create_in_closed_loop, create_orders, post, Limit, Outcome, Tally,
 };
 use crate::stack::Stack;
 
@@ -164,18 +164,8 @@ pub(crate) async fn run(clients: usize, limit: Limit, seconds: usize) {
 async fn run_creations(stack: &Stack, clients: usize, limit: Limit) -> (Tally, Usage) {
     let pids = stack.pids();
     let before = cpu::sample(&pids);
-    let (client, http) = (stack.client.clone(), stack.http.clone());
-    let tally = closed_loop(clients, limit, move |n| {
-        let (client, http) = (client.clone(), http.clone());
-        async move {
-            let mut rng = Rng::new(0xA000_0000 ^ n as u64);
-            match create_order(&client, &http, &mut rng).await {
-                Ok(_) => Outcome::Ok,
-                Err(why) => Outcome::Failed(why),
-            }
-        }
-    })
-    .await;
+    let tally =
+        create_in_closed_loop(&stack.client, &stack.http, clients, limit, 0xA000_0000).await;
     let usage = Usage::between(&before, &cpu::sample(&pids));
     stack.wait_for_empty_outbox(Duration::from_secs(60)).await;
     (tally, usage)

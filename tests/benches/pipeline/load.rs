@@ -235,6 +235,29 @@ pub(crate) async fn create_order(
     }
 }
 
+/// Order creations by `clients` closed-loop clients until `limit`, each client's
+/// orders drawn from `seed` and its number.
+pub(crate) async fn create_in_closed_loop(
+    client: &reqwest::Client,
+    http: &str,
+    clients: usize,
+    limit: Limit,
+    seed: u64,
+) -> Tally {
+    let (client, http) = (client.clone(), http.to_owned());
+    closed_loop(clients, limit, move |n| {
+        let (client, http) = (client.clone(), http.clone());
+        async move {
+            let mut rng = Rng::new(seed ^ n as u64);
+            match create_order(&client, &http, &mut rng).await {
+                Ok(_) => Outcome::Ok,
+                Err(why) => Outcome::Failed(why),
+            }
+        }
+    })
+    .await
+}
+
 /// Creates `count` orders with 16 clients; their ids.
 pub(crate) async fn create_orders(
     client: &reqwest::Client,

@@ -11,8 +11,8 @@ use e2e::otlp::OtlpReceiver;
 use e2e::processes::free_port;
 
 use crate::cpu::{self, Usage};
-use crate::figures::{p50_p99, report, section, Rng};
-use crate::load::{closed_loop, create_order, create_orders, Limit, Outcome, Tally};
+use crate::figures::{p50_p99, report, section};
+use crate::load::{create_in_closed_loop, create_orders, Limit, Tally};
 use crate::stack::Stack;
 
 /// The three ways the systems run.
@@ -101,18 +101,8 @@ pub(crate) async fn run(clients: usize, seconds: usize) {
 async fn creations(stack: &Stack, clients: usize, limit: Limit) -> (Tally, Usage) {
     let pids = stack.pids();
     let before = cpu::sample(&pids);
-    let (client, http) = (stack.client.clone(), stack.http.clone());
-    let tally = closed_loop(clients, limit, move |n| {
-        let (client, http) = (client.clone(), http.clone());
-        async move {
-            let mut rng = Rng::new(0xC000_0000 ^ n as u64);
-            match create_order(&client, &http, &mut rng).await {
-                Ok(_) => Outcome::Ok,
-                Err(why) => Outcome::Failed(why),
-            }
-        }
-    })
-    .await;
+    let tally =
+        create_in_closed_loop(&stack.client, &stack.http, clients, limit, 0xC000_0000).await;
     stack.wait_for_empty_outbox(Duration::from_secs(60)).await;
     // Through the drain, so the relay's publishing of these commands is in its CPU.
     let usage = Usage::between(&before, &cpu::sample(&pids));
