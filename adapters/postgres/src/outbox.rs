@@ -178,12 +178,21 @@ pub struct DueRow {
 /// on every cycle, and JIT compilation alone costs more than a whole cycle. They are
 /// sent with `BEGIN` in one message, so they cost no round trip of their own.
 ///
+/// The cycle commits asynchronously (`synchronous_commit = off`): its commit returns
+/// without waiting for the WAL flush, which was most of a cycle's commit (5–13 ms for a
+/// batch of 2,000 deletions here). This is safe for what a cycle writes: the deletion
+/// of rows the broker already acknowledged, and failed attempts. A database crash may
+/// lose the last few hundred milliseconds of them, and then those rows are published
+/// again: duplicates, which at-least-once delivery allows, never a lost event. The
+/// commands' own transactions stay synchronous.
+///
 /// # Errors
 /// When the database fails.
 pub async fn begin_cycle(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     // Not a query (no macro applies): the statement that opens the transaction.
     pool.begin_with(
-        "BEGIN; SET LOCAL jit = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off",
+        "BEGIN; SET LOCAL jit = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off; \
+         SET LOCAL synchronous_commit = off",
     )
     .await
 }
@@ -210,6 +219,11 @@ pub async fn lock_partitions(
 /// or waiting for its next attempt, and unless an earlier row of the same order is
 /// parked or waiting (its successors are held back so no consumer sees a gap).
 ///
+/// "Now" is `statement_timestamp()`, not `clock_timestamp()`: a volatile function in
+/// the `NOT EXISTS` keeps PostgreSQL from turning it into an anti-join, and it then
+/// probes the failing rows' index once per candidate row (2,000 probes per batch, about
+/// half of the read's time); as an anti-join the failing rows are read once.
+///
 /// # Errors
 /// When the database fails.
 pub async fn due(
@@ -223,11 +237,11 @@ pub async fn due(
            FROM outbox o
            WHERE o.partition = ANY($1)
              AND o.parked_at IS NULL
-             AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= clock_timestamp())
+             AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= statement_timestamp())
              AND NOT EXISTS (
                  SELECT 1 FROM outbox b
                  WHERE b.attempts > 0 AND b.aggregate_id = o.aggregate_id AND b.id < o.id
-                   AND (b.parked_at IS NOT NULL OR b.next_attempt_at > clock_timestamp()))
+                   AND (b.parked_at IS NOT NULL OR b.next_attempt_at > statement_timestamp()))
            ORDER BY o.id
            LIMIT $2"#,
         partitions,

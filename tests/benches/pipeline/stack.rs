@@ -363,6 +363,15 @@ impl Stack {
             .expect("count the outbox")
     }
 
+    /// The id of the oldest outbox row, none when the outbox is empty: the primary key's
+    /// first live entry, cheap however long the outbox is.
+    pub(crate) async fn outbox_head(&self) -> Option<i64> {
+        sqlx::query_scalar("SELECT min(id) FROM outbox")
+            .fetch_one(&self.pool)
+            .await
+            .expect("read the outbox's oldest row")
+    }
+
     /// Waits until the outbox is empty (everything acknowledged by the broker). Gives up,
     /// says so and returns false when the relay is gone or the backlog has not shrunk
     /// for `stalled` (then a copy of the relay's log is kept).
