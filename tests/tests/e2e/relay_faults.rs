@@ -91,31 +91,8 @@ fn placed_order_events() -> (OrderId, Vec<EventEnvelope>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_row_whose_transaction_commits_late_with_a_lower_id_is_still_published() {
     let system = System::start(1).await;
-    // A transaction takes its outbox id now and stays open (a writer whose commit is
-    // slow; the service's own unit of work is one statement, so it is written by hand)...
-    let (late, events) = placed_order_events();
-    let mut tx = system.pool.begin().await.expect("begin");
-    for event in &events {
-        sqlx::query(
-            "INSERT INTO events (event_id, stream_id, aggregate_type, version, event_type, \
-                                 schema_version, payload, metadata, occurred_at) \
-             VALUES ($1, $2, 'Order', $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(event.event_id)
-        .bind(late.as_uuid())
-        .bind(event.version as i64)
-        .bind(event.event_type())
-        .bind(event.schema_version() as i32)
-        .bind(event.payload())
-        .bind(serde_json::to_value(&event.metadata).expect("metadata"))
-        .bind(event.occurred_at)
-        .execute(&mut *tx)
-        .await
-        .expect("insert the event");
-    }
-    order_postgres::outbox::insert(&mut tx, &events)
-        .await
-        .expect("insert the outbox row");
+    // A transaction takes its outbox id now and stays open...
+    let (late, tx) = open_late_transaction(&system).await;
     let late_id: i64 = sqlx::query_scalar("SELECT last_value FROM outbox_id_seq")
         .fetch_one(&system.pool)
         .await
@@ -146,6 +123,119 @@ async fn a_row_whose_transaction_commits_late_with_a_lower_id_is_still_published
     assert!(
         received.iter().any(|m| m.key == late.to_string()),
         "the late row was published"
+    );
+    system.stop().await;
+}
+
+/// Opens a transaction that writes a new order's first event and outbox row (taking
+/// an outbox id now) and stays open: a writer whose commit is slow (written by hand,
+/// the service's own unit of work is one statement).
+async fn open_late_transaction(
+    system: &System,
+) -> (OrderId, sqlx::Transaction<'static, sqlx::Postgres>) {
+    let (late, events) = placed_order_events();
+    let mut tx = system.pool.begin().await.expect("begin");
+    for event in &events {
+        sqlx::query(
+            "INSERT INTO events (event_id, stream_id, aggregate_type, version, event_type, \
+                                 schema_version, payload, metadata, occurred_at) \
+             VALUES ($1, $2, 'Order', $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(event.event_id)
+        .bind(late.as_uuid())
+        .bind(event.version as i64)
+        .bind(event.event_type())
+        .bind(event.schema_version() as i32)
+        .bind(event.payload())
+        .bind(serde_json::to_value(&event.metadata).expect("metadata"))
+        .bind(event.occurred_at)
+        .execute(&mut *tx)
+        .await
+        .expect("insert the event");
+    }
+    order_postgres::outbox::insert(&mut tx, &events)
+        .await
+        .expect("insert the outbox row");
+    (late, tx)
+}
+
+/// The pipelined cycle claims rows committed while a batch waits for the broker; such a
+/// claim must not pass over a row that committed late with a lower id (a cursor after
+/// the batch in flight would): here the late order's next event is committed, and
+/// claimed, while the batch is held in flight by a frozen broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_made_while_a_batch_is_in_flight_does_not_pass_over_a_late_commit() {
+    let system = System::start(0).await;
+    let broker = Broker::start(free_port());
+    create_topic_on(&broker.addr, &system.topic).await;
+    let relay = RelayProcess::spawn(
+        &system.database_url,
+        &broker.addr,
+        &system.topic,
+        &[
+            ("RELAY_MESSAGE_TIMEOUT_MS", "60000"),
+            ("RELAY_POLL_INTERVAL_MS", "1000"),
+        ],
+    );
+    lifecycle(&system, 0).await;
+    system.wait_for_empty_outbox(Duration::from_secs(30)).await;
+
+    // The late row takes its id first; then an order is created while the broker is
+    // frozen, so its batch (higher ids) is claimed and stays in flight.
+    let (late, tx) = open_late_transaction(&system).await;
+    broker.freeze();
+    let (status, body) = system
+        .send(
+            reqwest::Method::POST,
+            "/orders",
+            Some(super::new_order("c-in-flight")),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The late row commits below the batch in flight, and its order's next event is
+    // committed (a higher id again), which wakes the relay during its cycle.
+    tx.commit().await.expect("commit the late transaction");
+    let (status, body) = system
+        .send(
+            reqwest::Method::POST,
+            &format!("/orders/{late}/items"),
+            Some(serde_json::json!({"productId": "sku-2", "quantity": 1, "unitPrice": 5})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        outbox_rows(&system).await >= 3,
+        "nothing is deleted while the broker does not acknowledge"
+    );
+    broker.thaw();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while outbox_rows(&system).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never drained after the broker thawed; relay log:\n{}",
+            relay.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let committed = system.committed_events().await;
+    let received = system
+        .consume_on(&broker.addr, Duration::from_secs(30), all_seen(&committed))
+        .await;
+    check_delivery(&committed, &received);
+    let late_versions: Vec<i64> = received
+        .iter()
+        .filter(|m| m.key == late.to_string())
+        .filter_map(|m| m.value["version"].as_i64())
+        .collect();
+    assert_eq!(
+        late_versions.first(),
+        Some(&1),
+        "the late order's first event came first: {late_versions:?}"
     );
     system.stop().await;
 }
