@@ -1,19 +1,17 @@
-//! The publishing loop: membership, wake-ups, and one (pipelined) cycle at a time.
+//! The publishing loop: membership, wake-ups, and one cycle at a time.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use chrono::Utc;
-use futures::future::JoinAll;
+use chrono::{DateTime, Utc};
 use order_kafka::KafkaPublisher;
 use rand::Rng;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::DeliveryFuture;
 use sqlx::postgres::PgListener;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -303,22 +301,9 @@ impl Relay {
         }
     }
 
-    /// One cycle, in one transaction: lock this relay's partitions, claim their due rows
-    /// and produce them; settle each batch once its acknowledgments are in (delete the
-    /// acknowledged rows, record failures), in claim order; commit when nothing is in
-    /// flight.
-    ///
-    /// **Pipelined.** While a batch's acknowledgments are awaited, a wake-up (rows
-    /// committed since) claims and produces the rows that came in, so they do not wait
-    /// for the batch's round trip to the broker; one producer queues them behind the
-    /// batch, so each order's rows still reach the broker in `id` order. Such a claim
-    /// reads the rows in flight again (they are still in the outbox) and skips them,
-    /// instead of reading after a cursor: a row whose transaction took a lower `id` and
-    /// committed later would be passed over by a cursor while a later row of its order
-    /// was sent. It is made only while few rows are in flight ([`MAX_REREAD`]); under a
-    /// backlog the cycle claims its next batch once the previous one is settled. After
-    /// [`MAX_CLAIMS_PER_CYCLE`] claims the cycle stops claiming and commits, so a crash
-    /// repeats a bounded number of rows.
+    /// One cycle, in one transaction: lock this relay's partitions, read their due
+    /// rows, produce them all, await the acknowledgments, delete what was acknowledged,
+    /// record failures, commit.
     ///
     /// # Errors
     /// [`CycleError`] when the database failed (nothing of the cycle was committed) or
@@ -332,62 +317,37 @@ impl Relay {
             return Ok(Cycle::Standby);
         }
         let started = std::time::Instant::now();
-        let mut tx = outbox::begin_cycle(&self.pool).await?;
-        let locked = outbox::lock_partitions(&mut tx, &mine).await?;
-        if locked.is_empty() {
-            tx.commit().await?;
-            self.metrics.set_ready(true);
-            return Ok(Cycle::Standby);
-        }
+        let (tx, rows) = match self.claim(&mine).await? {
+            Claim::Rows(tx, rows) => (tx, rows),
+            Claim::Nothing(cycle) => {
+                self.metrics.set_ready(true);
+                return Ok(cycle);
+            }
+        };
+        let full = rows.len() as u64 >= u64::from(self.settings.batch_size);
         let publisher = self.publisher();
-        let mut run = Run::default();
-        let mut in_flight: VecDeque<Batch> = VecDeque::new();
-        let mut claim_now = true;
-        loop {
-            if claim_now && run.claims < MAX_CLAIMS_PER_CYCLE && run.transient.is_none() {
-                if let Some(batch) = self
-                    .claim(&mut tx, &locked, &in_flight, &publisher, &mut run)
-                    .await?
-                {
-                    in_flight.push_back(batch);
-                    self.pause_for_fault(FaultPhase::AfterProduce).await;
-                }
-            }
-            let in_flight_rows: usize = in_flight.iter().map(|b| b.rows.len()).sum();
-            let pipelining = run.claims < MAX_CLAIMS_PER_CYCLE
-                && run.transient.is_none()
-                && in_flight_rows <= MAX_REREAD;
-            let Some(front) = in_flight.front_mut() else {
-                break;
-            };
-            let step = tokio::select! {
-                biased;
-                answers = &mut front.answers => Step::Answered(answers),
-                () = self.wake.notified(), if pipelining => Step::Woken,
-            };
-            match step {
-                Step::Answered(answers) => {
-                    let Some(batch) = in_flight.pop_front() else {
-                        break;
-                    };
-                    self.pause_for_fault(FaultPhase::AfterAck).await;
-                    self.settle(&mut tx, batch, answers, &mut run).await?;
-                    // A full batch: the backlog goes on, claim the next one now.
-                    claim_now = run.full;
-                }
-                Step::Woken => claim_now = true,
-            }
-        }
-        tx.commit().await?;
+        let read_ms = started.elapsed().as_millis();
+
+        let produced = produce(&publisher, &rows);
+        let produced_ms = started.elapsed().as_millis();
+        self.pause_for_fault(FaultPhase::AfterProduce).await;
+
+        let outcome = await_acknowledgments(produced).await;
+        let acked_ms = started.elapsed().as_millis();
+        self.pause_for_fault(FaultPhase::AfterAck).await;
+
+        let acked_at = self.settle(tx, &outcome).await?;
         tracing::debug!(
-            claims = run.claims,
-            rows = run.latencies.len(),
+            rows = rows.len(),
+            read_ms,
+            produced_ms,
+            acked_ms,
             committed_ms = started.elapsed().as_millis(),
             "cycle"
         );
 
-        self.record_published(&run.latencies);
-        if let Some(error) = run.transient {
+        self.record_published(&outcome.acknowledged, acked_at);
+        if let Some(error) = outcome.transient {
             if publisher.is_fatal() || error.is_producer_state() {
                 self.renew_publisher(&publisher);
             }
@@ -395,104 +355,57 @@ impl Relay {
         }
         self.metrics.set_ready(true);
         Ok(Cycle::Published {
-            rows: run.latencies.len(),
-            full: run.full || run.claims >= MAX_CLAIMS_PER_CYCLE,
+            rows: outcome.acknowledged.len(),
+            full,
         })
     }
 
-    /// Claim: reads the due rows of the locked partitions, skips those in flight, and
-    /// produces the rest (up to a batch). None when nothing new was due.
-    async fn claim(
-        &self,
-        tx: &mut PgConnection,
-        locked: &[i32],
-        in_flight: &VecDeque<Batch>,
-        publisher: &KafkaPublisher,
-        run: &mut Run,
-    ) -> Result<Option<Batch>, sqlx::Error> {
-        let sent: HashSet<i64> = in_flight
-            .iter()
-            .flat_map(|batch| batch.rows.iter().map(|row| row.id))
-            .collect();
-        let batch_size = self.settings.batch_size as usize;
-        let limit = self
-            .settings
-            .batch_size
-            .saturating_add(u32::try_from(sent.len()).unwrap_or(u32::MAX));
-        let rows: Vec<OutboxRow> = outbox::due(tx, locked, limit)
-            .await?
-            .into_iter()
-            .filter(|row| !sent.contains(&row.id))
-            .take(batch_size)
-            .collect();
-        run.claims += 1;
-        run.full = rows.len() >= batch_size;
-        Ok((!rows.is_empty()).then(|| produce(publisher, rows, run)))
+    /// Claim: opens the cycle's transaction, locks the partitions of `mine` that no
+    /// other relay holds, and reads their due rows. When there is nothing to publish,
+    /// the transaction is committed and the cycle's outcome returned.
+    async fn claim(&self, mine: &[i32]) -> Result<Claim, sqlx::Error> {
+        let mut tx = outbox::begin_cycle(&self.pool).await?;
+        let locked = outbox::lock_partitions(&mut tx, mine).await?;
+        if locked.is_empty() {
+            tx.commit().await?;
+            return Ok(Claim::Nothing(Cycle::Standby));
+        }
+        let rows = outbox::due(&mut tx, &locked, self.settings.batch_size).await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(Claim::Nothing(Cycle::Published {
+                rows: 0,
+                full: false,
+            }));
+        }
+        Ok(Claim::Rows(tx, rows))
     }
 
-    /// Settle one batch: the rows acknowledged with no earlier row of their order failed
-    /// in this cycle are deleted; the poison rows found so far get their failed attempt
-    /// (parked when out of attempts); the first other failure ends the claims.
+    /// Settle: deletes the acknowledged rows, records the poison rows' failures (parking
+    /// those out of attempts), and commits. Returns the time taken as the
+    /// acknowledgments' arrival, for the latency metric.
     async fn settle(
         &self,
-        tx: &mut PgConnection,
-        batch: Batch,
-        answers: Vec<DeliveryAnswer>,
-        run: &mut Run,
-    ) -> Result<(), sqlx::Error> {
+        mut tx: Transaction<'static, Postgres>,
+        outcome: &Acknowledgments<'_>,
+    ) -> Result<DateTime<Utc>, sqlx::Error> {
         let acked_at = Utc::now();
-        let mut done = Vec::with_capacity(batch.rows.len());
-        let mut spans = batch.spans.into_iter();
-        for (row, answer) in batch.rows.into_iter().zip(answers) {
-            let answer = match answer {
-                Ok(Ok(delivered)) => Ok(delivered),
-                Ok(Err((error, _))) => Err(error),
-                Err(_canceled) => Err(KafkaError::Canceled),
-            };
-            // The producer span (when traced) ends here, at the broker's answer.
-            if let Some(span) = spans.next() {
-                let answer = answer.as_ref().map(|d| (d.partition, d.offset));
-                order_kafka::trace::record_delivery(&span, answer);
-            }
-            match answer {
-                // A row is done only if no earlier row of its order failed in this cycle.
-                Ok(_) if !run.failed.contains(&row.event.aggregate_id) => done.push(row),
-                Ok(_) => {}
-                Err(error) => {
-                    run.failed.insert(row.event.aggregate_id);
-                    if is_poison(&error) {
-                        run.poison.push((row, error.to_string()));
-                    } else if run.transient.is_none() {
-                        run.transient = Some(CycleError::Delivery {
-                            event_id: row.event.event_id,
-                            error,
-                        });
-                    }
-                }
-            }
+        if !outcome.acknowledged.is_empty() {
+            let ids: Vec<i64> = outcome.acknowledged.iter().map(|row| row.id).collect();
+            outbox::delete(&mut tx, &ids).await?;
         }
-        if !done.is_empty() {
-            let ids: Vec<i64> = done.iter().map(|row| row.id).collect();
-            outbox::delete(&mut *tx, &ids).await?;
+        for (row, error) in &outcome.poison {
+            self.record_poison(&mut tx, row, error).await?;
         }
-        for (row, error) in std::mem::take(&mut run.poison) {
-            self.record_poison(&mut *tx, &row, &error).await?;
-        }
-        run.latencies.extend(done.iter().map(|row| {
-            let micros = (acked_at - row.created_at)
-                .num_microseconds()
-                .unwrap_or(0)
-                .max(0);
-            micros as f64 / 1e6
-        }));
-        Ok(())
+        tx.commit().await?;
+        Ok(acked_at)
     }
 
     /// Records one failed attempt of a row that can never be published, parking it
     /// once it is out of attempts; logs and counts it.
     async fn record_poison(
         &self,
-        tx: &mut PgConnection,
+        tx: &mut Transaction<'static, Postgres>,
         row: &OutboxRow,
         error: &str,
     ) -> Result<(), sqlx::Error> {
@@ -519,14 +432,17 @@ impl Relay {
         Ok(())
     }
 
-    /// The metrics of the rows a committed cycle published (their commit →
-    /// acknowledgment latencies, in seconds).
-    fn record_published(&self, latencies: &[f64]) {
-        for latency in latencies {
-            self.metrics.publish_latency.observe(*latency);
+    /// The metrics of the rows a committed cycle published.
+    fn record_published(&self, acknowledged: &[&OutboxRow], acked_at: DateTime<Utc>) {
+        for row in acknowledged {
+            let latency = (acked_at - row.created_at)
+                .num_microseconds()
+                .unwrap_or(0)
+                .max(0);
+            self.metrics.publish_latency.observe(latency as f64 / 1e6);
         }
-        self.metrics.published.inc_by(latencies.len() as u64);
-        self.metrics.batch_size.observe(latencies.len() as f64);
+        self.metrics.published.inc_by(acknowledged.len() as u64);
+        self.metrics.batch_size.observe(acknowledged.len() as f64);
     }
 
     fn publisher(&self) -> KafkaPublisher {
@@ -576,74 +492,56 @@ impl Relay {
     }
 }
 
-/// Claims of one cycle at most; then it stops claiming, settles what is in flight and
-/// commits.
-const MAX_CLAIMS_PER_CYCLE: u32 = 16;
+/// What a cycle's claim found.
+enum Claim {
+    /// Nothing to publish; the transaction is committed and this is the cycle's outcome.
+    Nothing(Cycle),
+    /// Due rows, in the transaction that holds their partitions' locks.
+    Rows(Transaction<'static, Postgres>, Vec<OutboxRow>),
+}
 
-/// A claim is made while earlier rows are in flight only while at most this many are:
-/// it reads them again to skip them.
-const MAX_REREAD: usize = 256;
-
-/// The broker's answer about one message.
-type DeliveryAnswer = Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>;
-
-/// One claim's rows, queued on the producer, with their answers to come.
-struct Batch {
-    /// Queued rows, in `id` order.
-    rows: Vec<OutboxRow>,
-    /// When traces are exported, the producer span of each row (same order), ended at
-    /// its answer; empty otherwise.
+/// The rows of a batch the producer took, and those it will never take.
+struct Produced<'a> {
+    /// Queued rows, in batch order, with their acknowledgments to come.
+    pending: Vec<(&'a OutboxRow, DeliveryFuture)>,
+    /// When traces are exported, the producer span of each pending row (same order),
+    /// ended at its acknowledgment; empty otherwise.
     spans: Vec<tracing::Span>,
-    /// The broker's answers, in the rows' order.
-    answers: JoinAll<DeliveryFuture>,
+    /// Rows that can never be published, with why.
+    poison: Vec<(&'a OutboxRow, String)>,
+    /// Orders with a poison row: none of their later rows was sent.
+    blocked: HashSet<Uuid>,
 }
 
-/// What a cycle's loop waits for.
-enum Step {
-    /// The front batch's answers came.
-    Answered(Vec<DeliveryAnswer>),
-    /// Rows were committed since the last claim.
-    Woken,
-}
-
-/// What one cycle did so far, across its batches.
-#[derive(Default)]
-struct Run {
-    /// Claims made.
-    claims: u32,
-    /// The last claim filled a batch.
-    full: bool,
-    /// Orders with a row that failed in this cycle: their later rows are neither sent
-    /// nor deleted in it.
-    failed: HashSet<Uuid>,
-    /// Rows that can never be published, with why, until the next settle records them.
-    poison: Vec<(OutboxRow, String)>,
+/// How a batch's acknowledgments came out.
+struct Acknowledgments<'a> {
+    /// Rows acknowledged with no earlier row of their order failed in this cycle.
+    acknowledged: Vec<&'a OutboxRow>,
+    /// Rows that can never be published (found when producing or when acknowledged).
+    poison: Vec<(&'a OutboxRow, String)>,
     /// The first delivery failure that may pass (the broker unreachable or slow).
     transient: Option<CycleError>,
-    /// Commit → acknowledgment of each row published, in seconds.
-    latencies: Vec<f64>,
 }
 
-/// Produce: queues the rows on the producer, none awaited. Once a row of an order fails,
-/// the order's later rows are not sent in this cycle, so they can never overtake it.
-/// Stops at the first row the producer refuses for its own trouble (the rest wait for
-/// the next claim).
+/// Produce: queues every row on the producer (pipelining), none awaited. Once a row of
+/// an order fails, the order's later rows are not sent in this cycle, so they can never
+/// overtake it. Stops at the first row the producer refuses for its own trouble.
 ///
 /// When traces are exported, each row is sent under a producer span that continues the
 /// row's stored `traceparent`, and the message carries the span's context instead.
-fn produce(publisher: &KafkaPublisher, rows: Vec<OutboxRow>, run: &mut Run) -> Batch {
+fn produce<'a>(publisher: &KafkaPublisher, rows: &'a [OutboxRow]) -> Produced<'a> {
     let traced = order_runtime::telemetry::is_enabled();
-    let mut sent = Vec::with_capacity(rows.len());
-    let mut deliveries = Vec::with_capacity(rows.len());
+    let mut blocked: HashSet<Uuid> = HashSet::new();
+    let mut poison: Vec<(&OutboxRow, String)> = Vec::new();
+    let mut pending = Vec::with_capacity(rows.len());
     let mut spans = Vec::new();
     for row in rows {
-        if run.failed.contains(&row.event.aggregate_id) {
+        if blocked.contains(&row.event.aggregate_id) {
             continue;
         }
         if serde_json::from_str::<serde::de::IgnoredAny>(&row.event.value).is_err() {
-            run.failed.insert(row.event.aggregate_id);
-            run.poison
-                .push((row, "the outbox message is not valid JSON".to_owned()));
+            blocked.insert(row.event.aggregate_id);
+            poison.push((row, "the outbox message is not valid JSON".to_owned()));
             continue;
         }
         let (queued, span) = if traced {
@@ -659,25 +557,73 @@ fn produce(publisher: &KafkaPublisher, rows: Vec<OutboxRow>, run: &mut Run) -> B
         }
         match queued {
             Ok(delivery) => {
-                sent.push(row);
-                deliveries.push(delivery);
+                pending.push((row, delivery));
                 spans.extend(span);
             }
             Err(error) if is_poison(&error) => {
-                run.failed.insert(row.event.aggregate_id);
-                run.poison.push((row, error.to_string()));
+                blocked.insert(row.event.aggregate_id);
+                poison.push((row, error.to_string()));
             }
             Err(error) => {
-                // Queue full or producer trouble: the rest wait for the next claim.
+                // Queue full or producer trouble: send the rest next cycle.
                 tracing::debug!(%error, "producer refused a message; the rest of the batch waits");
                 break;
             }
         }
     }
-    Batch {
-        rows: sent,
+    Produced {
+        pending,
         spans,
-        answers: futures::future::join_all(deliveries),
+        poison,
+        blocked,
+    }
+}
+
+/// Await acknowledgments: every queued row's, in batch order.
+async fn await_acknowledgments(produced: Produced<'_>) -> Acknowledgments<'_> {
+    let Produced {
+        pending,
+        spans,
+        mut poison,
+        blocked,
+    } = produced;
+    let mut acknowledged = Vec::with_capacity(pending.len());
+    let mut failed: HashSet<Uuid> = blocked;
+    let mut transient = None;
+    let mut spans = spans.into_iter();
+    for (row, delivery) in pending {
+        let outcome = match delivery.await {
+            Ok(Ok(delivered)) => Ok(delivered),
+            Ok(Err((error, _))) => Err(error),
+            Err(_canceled) => Err(KafkaError::Canceled),
+        };
+        // The producer span (when traced) ends here, at the broker's answer.
+        if let Some(span) = spans.next() {
+            let answer = outcome.as_ref().map(|d| (d.partition, d.offset));
+            order_kafka::trace::record_delivery(&span, answer);
+        }
+        let outcome = outcome.map(|_| ());
+        match outcome {
+            // A row is done only if no earlier row of its order failed in this cycle.
+            Ok(()) if !failed.contains(&row.event.aggregate_id) => acknowledged.push(row),
+            Ok(()) => {}
+            Err(error) => {
+                failed.insert(row.event.aggregate_id);
+                if is_poison(&error) {
+                    poison.push((row, error.to_string()));
+                } else if transient.is_none() {
+                    transient = Some(CycleError::Delivery {
+                        event_id: row.event.event_id,
+                        error,
+                    });
+                }
+            }
+        }
+    }
+    Acknowledgments {
+        acknowledged,
+        poison,
+        transient,
     }
 }
 

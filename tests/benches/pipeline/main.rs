@@ -21,7 +21,9 @@
 //! of seconds), `BENCH_RATES` (500,1000), `BENCH_STEADY_SECONDS` (23),
 //! `BENCH_DRAIN_CREATIONS` (25000), `BENCH_DRAIN_ADDITIONS` (15000),
 //! `BENCH_RESTARTS` (3); `BENCH_PEER_DIR` (../shared/peers/cqrs-es-bench);
-//! `BENCH_CHILD_LOG` (the children's `RUST_LOG`; their logs are kept when set).
+//! `BENCH_CHILD_LOG` (the children's `RUST_LOG`; their logs are kept when set);
+//! `BENCH_RELAY_BINARY` (another `outbox-relay` build to run instead of this one, to
+//! compare two versions in one sitting).
 
 mod commands;
 mod cpu;

@@ -159,10 +159,12 @@ async fn open_late_transaction(
     (late, tx)
 }
 
-/// The pipelined cycle claims rows committed while a batch waits for the broker; such a
-/// claim must not pass over a row that committed late with a lower id (a cursor after
-/// the batch in flight would): here the late order's next event is committed, and
-/// claimed, while the batch is held in flight by a frozen broker.
+/// Rows committed while a batch waits for the broker must not be claimed past a row
+/// that committed late with a lower id (a claim reading after a cursor past the batch
+/// in flight would): here the late row commits, and its order's next event is committed
+/// and wakes the relay, while the batch is held in flight by a frozen broker. The
+/// serial cycle claims them after the batch; a pipelined one (ADR 011) claimed them at
+/// once, skipping the rows in flight, and failed this test when given a cursor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_claim_made_while_a_batch_is_in_flight_does_not_pass_over_a_late_commit() {
     let system = System::start(0).await;
