@@ -308,6 +308,10 @@ async fn run_pgbench(
         Limit::Total(total) => command.args(["-t", &total.div_ceil(clients).to_string()]),
     };
     command.arg("-f").arg(&path).arg(&stack.database_url);
+    // Plain TCP, as the service and the peer connect (sqlx without TLS): libpq's default
+    // `prefer` would encrypt pgbench's connections, and PostgreSQL's side of that TLS
+    // (about 5 % of the machine's samples in a profile) would lower the ceiling.
+    command.env("PGSSLMODE", "disable");
     let pids = stack.pids();
     let before = cpu::sample(&pids);
     let output = tokio::task::spawn_blocking(move || command.output())
