@@ -168,17 +168,14 @@ async fn open_late_transaction(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_claim_made_while_a_batch_is_in_flight_does_not_pass_over_a_late_commit() {
     let system = System::start(0).await;
-    let broker = Broker::start(free_port());
-    create_topic_on(&broker.addr, &system.topic).await;
-    let relay = RelayProcess::spawn(
-        &system.database_url,
-        &broker.addr,
-        &system.topic,
+    let (broker, relay) = relay_on_own_broker(
+        &system,
         &[
             ("RELAY_MESSAGE_TIMEOUT_MS", "60000"),
             ("RELAY_POLL_INTERVAL_MS", "1000"),
         ],
-    );
+    )
+    .await;
     lifecycle(&system, 0).await;
     system.wait_for_empty_outbox(Duration::from_secs(30)).await;
 
@@ -215,20 +212,7 @@ async fn a_claim_made_while_a_batch_is_in_flight_does_not_pass_over_a_late_commi
     );
     broker.thaw();
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while outbox_rows(&system).await > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never drained after the broker thawed; relay log:\n{}",
-            relay.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let committed = system.committed_events().await;
-    let received = system
-        .consume_on(&broker.addr, Duration::from_secs(30), all_seen(&committed))
-        .await;
-    check_delivery(&committed, &received);
+    let received = drained_and_delivered(&system, &broker, &relay).await;
     let late_versions: Vec<i64> = received
         .iter()
         .filter(|m| m.key == late.to_string())
@@ -525,17 +509,14 @@ async fn create_topic_on(brokers: &str, topic: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_frozen_broker_delays_publishing_but_loses_nothing() {
     let system = System::start(0).await;
-    let broker = Broker::start(free_port());
-    create_topic_on(&broker.addr, &system.topic).await;
-    let relay = RelayProcess::spawn(
-        &system.database_url,
-        &broker.addr,
-        &system.topic,
+    let (broker, relay) = relay_on_own_broker(
+        &system,
         &[
             ("RELAY_MESSAGE_TIMEOUT_MS", "1000"),
             ("RELAY_MAX_BACKOFF_MS", "1000"),
         ],
-    );
+    )
+    .await;
     lifecycle(&system, 0).await;
     system.wait_for_empty_outbox(Duration::from_secs(30)).await;
 
@@ -551,23 +532,41 @@ async fn a_frozen_broker_delays_publishing_but_loses_nothing() {
     assert_eq!(relay.readyz().await, 503);
     broker.thaw();
 
-    if outbox_rows(&system).await > 0 {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while outbox_rows(&system).await > 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "never resumed after the broker thawed; relay log:\n{}",
-                relay.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    drained_and_delivered(&system, &broker, &relay).await;
+    system.stop().await;
+}
+
+/// A broker of the test's own (so it can be frozen) with the system's topic, and a
+/// relay publishing to it.
+async fn relay_on_own_broker(system: &System, env: &[(&str, &str)]) -> (Broker, RelayProcess) {
+    let broker = Broker::start(free_port());
+    create_topic_on(&broker.addr, &system.topic).await;
+    let relay = RelayProcess::spawn(&system.database_url, &broker.addr, &system.topic, env);
+    (broker, relay)
+}
+
+/// After a thaw: waits (60 s at most) until the outbox is empty, then reads the topic
+/// until every committed event was seen and checks the delivery; returns what was read.
+async fn drained_and_delivered(
+    system: &System,
+    broker: &Broker,
+    relay: &RelayProcess,
+) -> Vec<e2e::Received> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while outbox_rows(system).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never resumed after the broker thawed; relay log:\n{}",
+            relay.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let committed = system.committed_events().await;
     let received = system
         .consume_on(&broker.addr, Duration::from_secs(30), all_seen(&committed))
         .await;
     check_delivery(&committed, &received);
-    system.stop().await;
+    received
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
