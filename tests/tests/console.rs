@@ -197,11 +197,20 @@ impl Console {
             .unwrap_or_else(|e| panic!("no {test_id} on the page: {e}"))
     }
 
+    /// Clicks the element with `data-testid` `test_id`.
+    async fn press(&self, test_id: &str) {
+        self.by_id(test_id)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("could not click {test_id}: {e}"));
+    }
+
     async fn sign_in(&self, token: &str) {
         let input = self.by_id("token-input").await;
         input.clear().await.expect("clear the token field");
         input.send_keys(token).await.expect("type the token");
-        self.by_id("sign-in").await.click().await.expect("sign in");
+        self.press("sign-in").await;
     }
 
     /// Clicks the button `button` (`retry`, `skip`) of the parked row of `order`.
@@ -685,12 +694,7 @@ async fn scenario(system: &System, console: &Console, orders: Orders<'_>) {
         .send_keys(&replayed.to_string())
         .await
         .expect("type the order id");
-    console
-        .by_id("replay-submit")
-        .await
-        .click()
-        .await
-        .expect("replay");
+    console.press("replay-submit").await;
     let state = console
         .wait_for("the replay job finished", |s| {
             s["jobs"].as_array().is_some_and(|jobs| {
@@ -719,21 +723,11 @@ async fn scenario(system: &System, console: &Console, orders: Orders<'_>) {
     );
 
     // A rebuild, confirmed in the dialog: its job runs to the end.
-    console
-        .by_id("rebuild")
-        .await
-        .click()
-        .await
-        .expect("rebuild");
+    console.press("rebuild").await;
     console
         .wait_for("the confirmation dialog", |s| s["dialogOpen"] == true)
         .await;
-    console
-        .by_id("confirm-ok")
-        .await
-        .click()
-        .await
-        .expect("confirm");
+    console.press("confirm-ok").await;
     console
         .wait_for("the rebuild job finished", |s| {
             s["jobs"].as_array().is_some_and(|jobs| {
@@ -765,12 +759,7 @@ async fn scenario(system: &System, console: &Console, orders: Orders<'_>) {
     console
         .wait_for("the skip dialog", |s| s["dialogOpen"] == true)
         .await;
-    console
-        .by_id("confirm-ok")
-        .await
-        .click()
-        .await
-        .expect("confirm without a reason");
+    console.press("confirm-ok").await;
     let error = console
         .by_id("confirm-error")
         .await
@@ -788,12 +777,7 @@ async fn scenario(system: &System, console: &Console, orders: Orders<'_>) {
         .send_keys(reason)
         .await
         .expect("type the reason");
-    console
-        .by_id("confirm-ok")
-        .await
-        .click()
-        .await
-        .expect("skip");
+    console.press("confirm-ok").await;
     let skipped = orders.skipped.to_string();
     console
         .wait_for("the skipped order gone", |s| {
@@ -888,12 +872,7 @@ async fn scenario(system: &System, console: &Console, orders: Orders<'_>) {
     );
     assert_eq!(storage["local"], 0);
     assert_eq!(storage["cookie"], "");
-    console
-        .by_id("sign-out")
-        .await
-        .click()
-        .await
-        .expect("sign out");
+    console.press("sign-out").await;
     console
         .wait_for("signed out", |s| {
             s["connection"] == "signed-out"

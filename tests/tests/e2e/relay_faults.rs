@@ -183,15 +183,7 @@ async fn a_claim_made_while_a_batch_is_in_flight_does_not_pass_over_a_late_commi
     // frozen, so its batch (higher ids) is claimed and stays in flight.
     let (late, tx) = open_late_transaction(&system).await;
     broker.freeze();
-    let (status, body) = system
-        .send(
-            reqwest::Method::POST,
-            "/orders",
-            Some(super::new_order("c-in-flight")),
-            &[],
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    lifecycle_start(&system, "c-in-flight").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // The late row commits below the batch in flight, and its order's next event is
     // committed (a higher id again), which wakes the relay during its cycle.
