@@ -26,6 +26,7 @@ mod openapi;
 mod problem;
 mod trace;
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use application::{Administration, OrderCommands, OrderQueries, Readiness, SummaryQueries};
@@ -36,9 +37,29 @@ pub use metrics::HttpMetrics;
 pub use openapi::document;
 pub use problem::{status, ApiError};
 
-/// What every handler shares.
+/// What every handler shares, behind one pointer: axum clones the state for every
+/// request and for each middleware that reads it, so a clone is a reference count,
+/// not a copy of the use cases, the authenticator and the topic's name.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> AppState {
+        AppState(Arc::new(services))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The use cases and settings behind [`AppState`].
+#[derive(Debug)]
+pub struct Services {
     pub commands: OrderCommands,
     pub queries: OrderQueries,
     /// The read model (`GET /orders`).

@@ -21,7 +21,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use order_api::Authenticator;
 use order_grpc::{GrpcApi, GrpcState};
-use order_http::{router, AppState, HttpMetrics};
+use order_http::{router, AppState, HttpMetrics, Services};
 use order_kafka::projector::ProjectorSettings;
 use order_postgres::{PgAdministration, PgEventStore, PgReadModel, PgReadiness};
 
@@ -213,7 +213,7 @@ impl UseCases {
 }
 
 fn http_router(use_cases: UseCases, settings: &ServiceSettings) -> anyhow::Result<Router> {
-    let state = AppState {
+    let state = AppState::new(Services {
         commands: use_cases.commands,
         queries: use_cases.queries,
         summaries: use_cases.summaries,
@@ -223,7 +223,7 @@ fn http_router(use_cases: UseCases, settings: &ServiceSettings) -> anyhow::Resul
         auth: settings.auth.clone(),
         body_limit: settings.body_limit,
         orders_topic: settings.orders_topic.clone(),
-    };
+    });
     Ok(router(state, settings.limits))
 }
 
