@@ -10,10 +10,11 @@
 #
 # Sizes: BENCH_SECTIONS (commands,steady,drain,restart), BENCH_CLIENTS (16),
 # BENCH_COMMAND_SECONDS (10) or BENCH_COMMANDS, BENCH_RATES (500,1000),
-# BENCH_STEADY_SECONDS (23), BENCH_DRAIN_CREATIONS (25000),
+# BENCH_STEADY_SECONDS (23), BENCH_FLOOR_SECONDS (10), BENCH_DRAIN_CREATIONS (25000),
 # BENCH_DRAIN_ADDITIONS (15000), BENCH_RESTARTS (3); BENCH_CHILD_LOG (RUST_LOG of the
-# service and relay, logs kept); BENCH_RELAY_BINARY (another outbox-relay build run
-# instead of this one, to compare versions); BENCH_PEER_DIR
+# service and relay, logs kept); BENCH_SERVICE_BINARY, BENCH_RELAY_BINARY (another
+# order-service or outbox-relay build run instead of this one, to compare versions);
+# BENCH_PEER_DIR
 # (../shared/peers/cqrs-es-bench, skipped when missing).
 # Then the event store and read side (benches/event_store.rs): load times with and
 # without snapshots, rebuild speed, read-model lag; sizes BENCH_LOAD_MAX (100000),

@@ -1,8 +1,9 @@
 //! Section 1: commands through the HTTP API beside `pgbench` doing a creation's two
 //! inserts and the cqrs-es peer, with the CPU each takes per command.
 //!
-//! Order: creations (first half), pgbench, creations (second half), additions (first
-//! half), the peer, additions (second half). Each HTTP phase surrounds what it is
+//! Order: creations (first half), pgbench, creations (second half), `GET /healthz` (the
+//! floor of any request: same server, middleware and clients, no body, no database),
+//! additions (first half), the peer, additions (second half). Each HTTP phase surrounds what it is
 //! compared with (A B A), so other work on the machine that grows or fades during the
 //! run weighs on both sides of a ratio alike. CPU per command, the other ratios
 //! printed, does not depend on how much of the machine others took at all.
@@ -17,7 +18,7 @@ use crate::figures::{hold, p50_p99, print_held, report, section, take_held, Rng}
 use crate::load::{
     addition_body, closed_loop, create_in_closed_loop, create_orders, post, Limit, Outcome, Tally,
 };
-use crate::stack::Stack;
+use crate::stack::{status, Stack};
 
 /// Pre-created orders the additions go to, as the peer's phase B.
 const ADDITION_ORDERS: usize = 1_000;
@@ -76,6 +77,12 @@ pub(crate) async fn run(clients: usize, limit: Limit, seconds: usize) {
     };
     report_commands("HTTP POST /orders", &mut creations);
     report_service_cpu("HTTP POST /orders", creations.ok(), &usage);
+
+    // The floor of any request: `GET /healthz` through the same server, middleware and
+    // clients, with no body and no database.
+    let (mut probes, probe_usage) = run_probes(&stack, clients, first_half).await;
+    report_commands("HTTP GET /healthz (the floor)", &mut probes);
+    report_service_cpu("HTTP GET /healthz (the floor)", probes.ok(), &probe_usage);
 
     // Additions to 1,000 orders picked at random, each capped at 50 events; the peer
     // (on its own database, the service and relay idle) between the two halves.
@@ -169,6 +176,24 @@ async fn run_creations(stack: &Stack, clients: usize, limit: Limit) -> (Tally, U
     let usage = Usage::between(&before, &cpu::sample(&pids));
     stack.wait_for_empty_outbox(Duration::from_secs(60)).await;
     (tally, usage)
+}
+
+/// `GET /healthz` with `clients` clients until `limit`; the CPU it took.
+async fn run_probes(stack: &Stack, clients: usize, limit: Limit) -> (Tally, Usage) {
+    let pids = stack.pids();
+    let before = cpu::sample(&pids);
+    let (client, url) = (stack.client.clone(), format!("{}/healthz", stack.http));
+    let tally = closed_loop(clients, limit, move |_| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            match status(&client, &url).await {
+                200 => Outcome::Ok,
+                other => Outcome::Failed(format!("GET {url} answered {other}")),
+            }
+        }
+    })
+    .await;
+    (tally, Usage::between(&before, &cpu::sample(&pids)))
 }
 
 /// Item additions to random `orders` below the cap (`counts`: events per order).

@@ -8,7 +8,8 @@
 //!    doing a creation's two inserts, and the cqrs-es peer; CPU per command of the
 //!    service, PostgreSQL and the machine; the ratios between them;
 //! 2. `steady`: 500 and 1,000 commands/s on a fresh system: `occurredAt` → consumer
-//!    receipt, the read model's lag, the relay's commit → ack histogram;
+//!    receipt, the read model's lag, the relay's commit → ack histogram; before each
+//!    rate, the broker's floor: a plain producer's messages to the same consumer;
 //! 3. `drain`: a backlog written through the API while the relay is off, drained by a
 //!    new relay, beside raw `rdkafka` produce of the same messages;
 //! 4. `restart`: relay killed, a new one spawned: time to ready and to the next event;
@@ -18,12 +19,13 @@
 //! Run with `scripts/bench.sh` (it starts PostgreSQL and a broker and builds the
 //! binaries). Sizes: `BENCH_SECTIONS` (commands,steady,drain,restart,tracing), `BENCH_CLIENTS`
 //! (16), `BENCH_COMMAND_SECONDS` (10) or `BENCH_COMMANDS` (commands per phase, instead
-//! of seconds), `BENCH_RATES` (500,1000), `BENCH_STEADY_SECONDS` (23),
+//! of seconds), `BENCH_RATES` (500,1000), `BENCH_STEADY_SECONDS` (23), `BENCH_FLOOR_SECONDS` (10),
 //! `BENCH_DRAIN_CREATIONS` (25000), `BENCH_DRAIN_ADDITIONS` (15000),
 //! `BENCH_RESTARTS` (3); `BENCH_PEER_DIR` (../shared/peers/cqrs-es-bench);
 //! `BENCH_CHILD_LOG` (the children's `RUST_LOG`; their logs are kept when set);
-//! `BENCH_RELAY_BINARY` (another `outbox-relay` build to run instead of this one, to
-//! compare two versions in one sitting).
+//! `BENCH_SERVICE_BINARY` and `BENCH_RELAY_BINARY` (another `order-service` or
+//! `outbox-relay` build to run instead of this one, to compare two versions in one
+//! sitting).
 
 mod commands;
 mod cpu;
@@ -56,6 +58,7 @@ async fn main() {
     }
     if wanted("steady") {
         for rate in setting_list("BENCH_RATES", &[500, 1000]) {
+            steady::broker_floor(rate, setting("BENCH_FLOOR_SECONDS", 10)).await;
             steady::run(rate, setting("BENCH_STEADY_SECONDS", 23)).await;
         }
     }

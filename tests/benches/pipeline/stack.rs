@@ -28,11 +28,14 @@ pub(crate) const PARTITIONS: i32 = 3;
 /// A binary of the workspace built beside this bench: `target/<profile>/deps/pipeline-<hash>`
 /// → `target/<profile>/<name>`, whatever the target directory.
 pub(crate) fn binary(name: &str) -> PathBuf {
-    if name == "outbox-relay" {
-        // Another build of the relay, to compare two versions side by side.
-        if let Some(other) = std::env::var_os("BENCH_RELAY_BINARY") {
-            return PathBuf::from(other);
-        }
+    // Another build of the service or the relay, to compare two versions side by side.
+    let other = match name {
+        "order-service" => std::env::var_os("BENCH_SERVICE_BINARY"),
+        "outbox-relay" => std::env::var_os("BENCH_RELAY_BINARY"),
+        _ => None,
+    };
+    if let Some(other) = other {
+        return PathBuf::from(other);
     }
     let exe = std::env::current_exe().expect("current exe");
     let profile_dir = exe

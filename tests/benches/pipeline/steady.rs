@@ -1,20 +1,24 @@
 //! Section 2: a steady rate of commands on a freshly started system (service with its
 //! projector, relay, an independent consumer listening before the first command):
 //! `occurredAt` → consumer receipt for every message, the read model's lag, and the
-//! relay's own commit → acknowledgment histogram; the first seconds apart.
+//! relay's own commit → acknowledgment histogram; the first seconds apart. Before each
+//! rate, the broker's floor: the same consumer reading a plain producer's messages.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{SecondsFormat, Utc};
+use e2e::{brokers, create_topic};
+use order_kafka::{KafkaPublisher, OutgoingEvent, ProducerSettings};
 use tokio::time::Instant as TokioInstant;
+use uuid::Uuid;
 
 use crate::cpu::{self, report_cpu, Usage};
 use crate::figures::{p50_p99, p50_p99_max, report, section, Histogram, Rng};
 use crate::load::{addition_body, creation_body, post};
-use crate::stack::{Listener, Stack};
+use crate::stack::{Listener, Stack, PARTITIONS};
 
 /// The start-up window reported apart.
 const FIRST: Duration = Duration::from_secs(3);
@@ -30,6 +34,104 @@ enum Sent {
     },
     Shed,
     Failed(String),
+}
+
+/// The broker's floor at `rate`, before the system's run: a plain producer with the
+/// relay's settings sends one small message at each due time straight to a fresh
+/// topic, nothing else running, and the same independent consumer reads them:
+/// `occurredAt` → receipt with no database, service or relay in the path.
+pub(crate) async fn broker_floor(rate: usize, seconds: usize) {
+    let rate = rate.max(1);
+    let topic = format!("bench.floor.{}", Uuid::now_v7().simple());
+    create_topic(&topic, PARTITIONS).await;
+    let publisher = KafkaPublisher::new(
+        &ProducerSettings {
+            brokers: brokers(),
+            message_timeout: Duration::from_secs(30),
+            linger: Duration::from_millis(relay::config::DEFAULT_LINGER_MS),
+        },
+        &topic,
+    )
+    .expect("producer");
+    let message = |version: i64| {
+        let now = Utc::now();
+        OutgoingEvent {
+            event_id: Uuid::now_v7(),
+            aggregate_id: Uuid::now_v7(),
+            event_type: "BenchFloor".to_owned(),
+            occurred_at: now,
+            traceparent: None,
+            value: serde_json::json!({
+                "version": version,
+                "occurredAt": now.to_rfc3339_opts(SecondsFormat::Micros, true),
+            })
+            .to_string(),
+        }
+    };
+    // Connected, with metadata and a producer id, before the first timed message (the
+    // consumer skips this one: version 0).
+    let warm = publisher
+        .enqueue(&message(0))
+        .expect("warm-up message")
+        .await;
+    assert!(
+        matches!(warm, Ok(Ok(_))),
+        "the broker took no warm-up message"
+    );
+    let mut listener = Listener::start(&topic).await;
+    let pids = cpu::Pids {
+        broker: cpu::broker_pid(),
+        ..cpu::Pids::default()
+    };
+    let before = cpu::sample(&pids);
+    let total = rate * seconds;
+    let started = TokioInstant::now();
+    let (mut deliveries, mut failed) = (Vec::with_capacity(total), 0);
+    for i in 0..total {
+        tokio::time::sleep_until(started + Duration::from_secs_f64(i as f64 / rate as f64)).await;
+        match publisher.enqueue(&message(1)) {
+            Ok(delivery) => deliveries.push(delivery),
+            Err(_) => failed += 1,
+        }
+    }
+    for delivery in deliveries {
+        if !matches!(delivery.await, Ok(Ok(_))) {
+            failed += 1;
+        }
+    }
+    let usage = Usage::between(&before, &cpu::sample(&pids));
+    let mut arrivals = listener.take_all();
+    while arrivals.iter().filter(|a| a.version == 1).count() < total - failed {
+        match listener.next(Duration::from_secs(10)).await {
+            Some(arrival) => arrivals.push(arrival),
+            None => break,
+        }
+    }
+    listener.stop().await;
+    let mut latencies: Vec<f64> = arrivals
+        .iter()
+        .filter(|a| a.version == 1)
+        .filter_map(|a| {
+            let occurred = a.occurred_at?;
+            Some((a.wall - occurred).num_microseconds()? as f64 / 1000.0)
+        })
+        .collect();
+    let what = format!("broker floor {rate}/s (plain producer, no service or relay)");
+    report(
+        &format!("{what}: occurredAt -> receipt"),
+        &format!(
+            "{} ({} of {total} messages, {failed} failed)",
+            p50_p99_max(&mut latencies),
+            latencies.len()
+        ),
+    );
+    report_cpu(
+        "broker floor message",
+        total,
+        &usage,
+        &[("producer and consumer (this bench)", usage.bench)],
+        None,
+    );
 }
 
 pub(crate) async fn run(rate: usize, seconds: usize) {
