@@ -20,6 +20,16 @@ pub(crate) struct Pids {
     pub(crate) broker: Option<u32>,
 }
 
+impl Pids {
+    /// Only the broker, for phases that run no service and no relay.
+    pub(crate) fn broker_only() -> Pids {
+        Pids {
+            broker: broker_pid(),
+            ..Pids::default()
+        }
+    }
+}
+
 /// Cumulative CPU ticks at one instant.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sample {

@@ -6,14 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use e2e::{brokers, create_topic};
-use order_kafka::{KafkaPublisher, OutgoingEvent, ProducerSettings};
+use order_kafka::OutgoingEvent;
 use uuid::Uuid;
 
 use crate::cpu::{self, report_cpu, Usage};
 use crate::figures::{report, section, Rng};
 use crate::load::{addition_body, closed_loop, create_order, post, Limit, Outcome};
-use crate::stack::{Stack, PARTITIONS};
+use crate::stack::{plain_publisher, Stack};
 
 /// An outbox row as the relay reads it: event id, order id, event type, occurred at,
 /// traceparent, message.
@@ -197,23 +196,10 @@ pub(crate) async fn run(creations: usize, additions: usize) {
 /// messages/s.
 async fn raw_produce(events: &[OutgoingEvent]) -> Option<f64> {
     let first = events.first()?;
-    let topic = format!("bench.raw.{}", Uuid::now_v7().simple());
-    create_topic(&topic, PARTITIONS).await;
-    let publisher = KafkaPublisher::new(
-        &ProducerSettings {
-            brokers: brokers(),
-            message_timeout: Duration::from_secs(120),
-            linger: Duration::from_millis(relay::config::DEFAULT_LINGER_MS),
-        },
-        &topic,
-    )
-    .expect("producer");
+    let (_, publisher) = plain_publisher("raw", Duration::from_secs(120)).await;
     // Connect and fetch metadata before the clock starts.
     let _ = publisher.enqueue(first).ok()?.await;
-    let before = cpu::sample(&cpu::Pids {
-        broker: cpu::broker_pid(),
-        ..cpu::Pids::default()
-    });
+    let before = cpu::sample(&cpu::Pids::broker_only());
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(events.len());
     for event in events {
@@ -234,13 +220,7 @@ async fn raw_produce(events: &[OutgoingEvent]) -> Option<f64> {
         }
     }
     let elapsed = started.elapsed();
-    let usage = Usage::between(
-        &before,
-        &cpu::sample(&cpu::Pids {
-            broker: cpu::broker_pid(),
-            ..cpu::Pids::default()
-        }),
-    );
+    let usage = Usage::between(&before, &cpu::sample(&cpu::Pids::broker_only()));
     let rate = events.len() as f64 / elapsed.as_secs_f64();
     report(
         "raw rdkafka produce per second",

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use e2e::processes::free_port;
 use e2e::{brokers, create_topic};
+use order_kafka::{KafkaPublisher, ProducerSettings};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -440,6 +441,27 @@ impl Stack {
             admin.close().await.ok();
         }
     }
+}
+
+/// A plain producer with the relay's settings (idempotence, acks=all, 5 in flight, the
+/// relay's default linger) on a fresh topic `bench.<kind>.<uuid>`: the baselines the
+/// relay is measured beside. Returns the topic and the producer.
+pub(crate) async fn plain_publisher(
+    kind: &str,
+    message_timeout: Duration,
+) -> (String, KafkaPublisher) {
+    let topic = format!("bench.{kind}.{}", Uuid::now_v7().simple());
+    create_topic(&topic, PARTITIONS).await;
+    let publisher = KafkaPublisher::new(
+        &ProducerSettings {
+            brokers: brokers(),
+            message_timeout,
+            linger: Duration::from_millis(relay::config::DEFAULT_LINGER_MS),
+        },
+        &topic,
+    )
+    .expect("producer");
+    (topic, publisher)
 }
 
 /// The status of `GET url` (0 when nothing answers).

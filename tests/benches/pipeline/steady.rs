@@ -10,15 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use e2e::{brokers, create_topic};
-use order_kafka::{KafkaPublisher, OutgoingEvent, ProducerSettings};
+use order_kafka::OutgoingEvent;
 use tokio::time::Instant as TokioInstant;
 use uuid::Uuid;
 
 use crate::cpu::{self, report_cpu, Usage};
 use crate::figures::{p50_p99, p50_p99_max, report, section, Histogram, Rng};
 use crate::load::{addition_body, creation_body, post};
-use crate::stack::{Listener, Stack, PARTITIONS};
+use crate::stack::{plain_publisher, Listener, Stack};
 
 /// The start-up window reported apart.
 const FIRST: Duration = Duration::from_secs(3);
@@ -42,17 +41,7 @@ enum Sent {
 /// `occurredAt` → receipt with no database, service or relay in the path.
 pub(crate) async fn broker_floor(rate: usize, seconds: usize) {
     let rate = rate.max(1);
-    let topic = format!("bench.floor.{}", Uuid::now_v7().simple());
-    create_topic(&topic, PARTITIONS).await;
-    let publisher = KafkaPublisher::new(
-        &ProducerSettings {
-            brokers: brokers(),
-            message_timeout: Duration::from_secs(30),
-            linger: Duration::from_millis(relay::config::DEFAULT_LINGER_MS),
-        },
-        &topic,
-    )
-    .expect("producer");
+    let (topic, publisher) = plain_publisher("floor", Duration::from_secs(30)).await;
     let message = |version: i64| {
         let now = Utc::now();
         OutgoingEvent {
@@ -79,10 +68,7 @@ pub(crate) async fn broker_floor(rate: usize, seconds: usize) {
         "the broker took no warm-up message"
     );
     let mut listener = Listener::start(&topic).await;
-    let pids = cpu::Pids {
-        broker: cpu::broker_pid(),
-        ..cpu::Pids::default()
-    };
+    let pids = cpu::Pids::broker_only();
     let before = cpu::sample(&pids);
     let total = rate * seconds;
     let started = TokioInstant::now();
@@ -100,17 +86,21 @@ pub(crate) async fn broker_floor(rate: usize, seconds: usize) {
         }
     }
     let usage = Usage::between(&before, &cpu::sample(&pids));
-    let mut arrivals = listener.take_all();
-    while arrivals.iter().filter(|a| a.version == 1).count() < total - failed {
+    let mut arrivals: Vec<_> = listener
+        .take_all()
+        .into_iter()
+        .filter(|a| a.version == 1)
+        .collect();
+    while arrivals.len() < total - failed {
         match listener.next(Duration::from_secs(10)).await {
-            Some(arrival) => arrivals.push(arrival),
+            Some(arrival) if arrival.version == 1 => arrivals.push(arrival),
+            Some(_) => {}
             None => break,
         }
     }
     listener.stop().await;
     let mut latencies: Vec<f64> = arrivals
         .iter()
-        .filter(|a| a.version == 1)
         .filter_map(|a| {
             let occurred = a.occurred_at?;
             Some((a.wall - occurred).num_microseconds()? as f64 / 1000.0)
